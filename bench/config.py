@@ -1,0 +1,113 @@
+"""Model configs: frozen dataclasses overridden by `--set key=value`, with type checking."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from bench.errors import UserError
+
+C = TypeVar("C")
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def parse_assignments(items: list[str] | None) -> dict[str, str]:
+    """["lr=0.01", "epochs=3"] -> {"lr": "0.01", "epochs": "3"}."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set expects key=value, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _field_types(config_cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(config_cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(config_cls)}
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(text: str, tp: Any) -> Any:
+    """Convert a --set string to the field's declared type; ValueError when it does not fit."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if type(None) in args and text.lower() in {"none", "null"}:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(text, arg)
+            except ValueError:
+                continue
+        raise ValueError
+    if origin is typing.Literal:
+        choices = typing.get_args(tp)
+        if text not in choices:
+            raise ValueError
+        return text
+    if tp is bool:
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise ValueError
+    if tp is int:
+        return int(text)
+    if tp is float:
+        return float(text)
+    if tp is str:
+        return text
+    raise ValueError
+
+
+def describe_fields(config_cls: type) -> str:
+    """`lr (float), epochs (int), ...` for error messages and help."""
+    parts = []
+    for name, tp in _field_types(config_cls).items():
+        if typing.get_origin(tp) is typing.Literal:
+            parts.append(f"{name} ({'|'.join(map(str, typing.get_args(tp)))})")
+        else:
+            parts.append(f"{name} ({_type_name(tp)})")
+    return ", ".join(parts)
+
+
+def apply_overrides(config_cls: type[C], overrides: Mapping[str, str], *, owner: str) -> C:
+    """Build `config_cls` with its defaults replaced by the typed values of `overrides`."""
+    types_by_name = _field_types(config_cls)
+    values: dict[str, Any] = {}
+    for key, text in overrides.items():
+        if key not in types_by_name:
+            raise UserError(f"unknown option {key!r} for {owner}; valid fields: {describe_fields(config_cls)}")
+        tp = types_by_name[key]
+        try:
+            values[key] = _coerce(text, tp)
+        except ValueError:
+            expected = "|".join(map(str, typing.get_args(tp))) if typing.get_origin(tp) is typing.Literal \
+                else _type_name(tp)
+            raise UserError(f"option {key}={text!r} for {owner} expects {expected}; "
+                            f"valid fields: {describe_fields(config_cls)}") from None
+    try:
+        return config_cls(**values)
+    except ValueError as exc:  # a __post_init__ range check
+        raise UserError(f"{owner}: {exc}") from None
+
+
+def config_to_dict(config: object) -> dict[str, Any]:
+    return dataclasses.asdict(config)  # type: ignore[arg-type]
+
+
+def config_from_json(config_cls: type[C], text: str) -> C:
+    """Inverse of `json.dumps(config_to_dict(config))`, ignoring nothing: unknown keys fail."""
+    return config_cls(**json.loads(text))
