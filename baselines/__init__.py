@@ -1,0 +1,1 @@
+"""Baseline medication recommenders, each in its own module, registered in `bench.registry`."""

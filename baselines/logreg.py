@@ -1,0 +1,70 @@
+"""`logreg`: one linear multi-label layer (a logistic regression per drug, trained jointly).
+
+Input x: float32 [batch, n_diag + n_proc + n_drugs], the multi-hot current diagnoses and procedures
+plus the previous visit's drugs (`bench.features.current_and_previous`). Output: logits
+[batch, n_drugs] = x W^T + b, trained with BCE-with-logits and L2 weight decay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from bench.data import Sample, target_matrix
+from bench.features import current_and_previous
+from bench.progress import Progress
+from bench.protocol import FitReport
+from bench.torch_model import TorchRecommender
+from bench.training import fit_minibatch
+
+
+@dataclass(frozen=True)
+class LogRegConfig:
+    lr: float = 1e-2
+    weight_decay: float = 1e-5
+    epochs: int = 30
+    batch_size: int = 128
+    patience: int = 3
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0 or self.epochs < 1 or self.batch_size < 1 or self.patience < 1 or self.weight_decay < 0:
+            raise ValueError("lr > 0, weight_decay >= 0, epochs >= 1, batch_size >= 1 and patience >= 1 are required")
+
+
+class LogReg(TorchRecommender):
+    name: ClassVar[str] = "logreg"
+    Config = LogRegConfig
+    smoke_options: ClassVar[dict[str, str]] = {"epochs": "2"}
+
+    def build_module(self) -> torch.nn.Module:
+        v = self.resources.vocabs
+        return torch.nn.Linear(len(v["diagnosis"]) + len(v["procedure"]) + len(v["drug"]), len(v["drug"]))
+
+    def features(self, samples: Sequence[Sample]) -> torch.Tensor:
+        return torch.from_numpy(current_and_previous(samples, self.resources.vocabs))
+
+    def logits(self, samples: Sequence[Sample]) -> torch.Tensor:
+        return self.module(self.features(samples))
+
+    def fit(self, train: Sequence[Sample], valid: Sequence[Sample], *, seed: int,
+            progress: Progress) -> FitReport:
+        torch.manual_seed(seed)
+        self.module = self.build_module()
+        drugs = self.resources.vocabs["drug"]
+
+        inputs = self.features(train)
+        targets = torch.from_numpy(target_matrix(train, drugs).astype("float32"))
+
+        def batch_loss(indices: np.ndarray) -> torch.Tensor:
+            index = torch.from_numpy(indices)
+            return torch.nn.functional.binary_cross_entropy_with_logits(self.module(inputs[index]), targets[index])
+
+        c = self.config
+        return fit_minibatch(self.module, train=train, valid=valid, batch_loss=batch_loss,
+                             predict=self.predict_proba, drug_vocab=drugs, epochs=c.epochs,
+                             batch_size=c.batch_size, lr=c.lr, weight_decay=c.weight_decay,
+                             patience=c.patience, seed=seed, progress=progress, description="fit logreg")

@@ -1,0 +1,17 @@
+"""The `bench` command line (Typer): one module per verb."""
+
+from __future__ import annotations
+
+import typer
+
+from bench.cli import compare, ls, run
+
+app = typer.Typer(help="medrec-bench: train, evaluate and compare medication recommenders.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app.command("ls")(ls.ls)
+app.command("run")(run.run)
+app.command("compare")(compare.compare)
+
+
+def main() -> None:
+    app()

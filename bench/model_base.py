@@ -1,0 +1,87 @@
+"""Shared plumbing for recommenders: config from `--set`, save/load as config.json + weights.safetensors.
+
+Save and load are mirror images (as in peft): `save` writes the config dataclass as JSON, the model's
+state as named arrays in safetensors, and the drug vocabulary it was trained on; `load` rebuilds the
+model from the config, checks the vocabulary, then restores the state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+from bench.config import apply_overrides, config_to_dict
+from bench.errors import UserError
+from bench.io import atomic_write_text, atomic_path
+from bench.protocol import Resources
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.safetensors"
+
+
+def vocab_fingerprint(resources: Resources) -> str:
+    """Short hash of the drug vocabulary: predictions' columns depend on it."""
+    return hashlib.sha256("\n".join(resources.vocabs["drug"].tokens).encode()).hexdigest()[:16]
+
+
+class BaseRecommender:
+    """Base class: subclasses set `name`, `needs`, `Config` and implement fit / predict_proba /
+    state / set_state."""
+
+    name: ClassVar[str]
+    needs: ClassVar[frozenset[str]] = frozenset()
+    Config: ClassVar[type]
+    # `--set` options for a quick smoke fit (the conformance test and the CLI tests use them).
+    smoke_options: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, config: Any, resources: Resources):
+        self.config = config
+        self.resources = resources
+
+    @classmethod
+    def from_options(cls, options: dict[str, str], resources: Resources) -> Self:
+        return cls(apply_overrides(cls.Config, options, owner=f"model {cls.name}"), resources)
+
+    # --- state: named arrays -----------------------------------------------------------------
+    def state(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+    def n_params(self) -> int:
+        return int(sum(a.size for a in self.state().values()))
+
+    # --- persistence ---------------------------------------------------------------------------
+    def save(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        state = {k: np.ascontiguousarray(v) for k, v in self.state().items()}
+        with atomic_path(path / WEIGHTS_FILE) as tmp:
+            save_file(state, str(tmp))
+        meta = {"model": self.name, "config": config_to_dict(self.config),
+                "drug_vocab": vocab_fingerprint(self.resources)}
+        atomic_write_text(path / CONFIG_FILE, json.dumps(meta, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path, resources: Resources) -> Self:
+        config_path = path / CONFIG_FILE
+        try:
+            meta = json.loads(config_path.read_text())
+        except FileNotFoundError:
+            raise UserError(f"{config_path}: no saved model here (expected config.json)") from None
+        if meta.get("model") != cls.name:
+            raise UserError(f"{config_path}: holds model {meta.get('model')!r}, not {cls.name!r}")
+        if meta.get("drug_vocab") != vocab_fingerprint(resources):
+            raise UserError(f"{config_path}: model was trained on a different drug vocabulary "
+                            "than the dataset given")
+        field_names = {f.name for f in dataclasses.fields(cls.Config)}
+        config = cls.Config(**{k: v for k, v in meta["config"].items() if k in field_names})
+        model = cls(config, resources)
+        model.set_state(load_file(str(path / WEIGHTS_FILE)))
+        return model

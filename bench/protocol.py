@@ -1,0 +1,71 @@
+"""The one interface every recommender implements, and what the runner hands it.
+
+Shapes: `predict_proba(samples)` returns float32 [len(samples), n_drugs] in [0, 1], rows aligned
+with `samples`, columns with `resources.vocabs["drug"]`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, Self, runtime_checkable
+
+import numpy as np
+
+from bench.data import Sample, Vocab
+from bench.progress import Progress
+
+NEEDS = frozenset({"ddi", "smiles", "text", "teacher", "ehr_graph"})
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What a model may read besides samples. Optional parts are built only when a model `needs` them.
+
+    vocabs: "diagnosis", "procedure", "drug" code vocabularies.
+    ddi_adj: bool [n_drugs, n_drugs] ("ddi").  smiles: atc3 -> SMILES ("smiles").
+    titles: code type -> code -> name ("text").  ehr_graph: float32 [n_drugs, n_drugs]
+    co-prescription counts from the TRAINING split only ("ehr_graph").
+    """
+
+    vocabs: Mapping[str, Vocab]
+    profile_fields: tuple[str, ...] = ()
+    ddi_adj: np.ndarray | None = None
+    smiles: Mapping[str, tuple[str, ...]] | None = None
+    titles: Mapping[str, Mapping[str, str]] | None = None
+    ehr_graph: np.ndarray | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_drugs(self) -> int:
+        return len(self.vocabs["drug"])
+
+
+@dataclass
+class FitReport:
+    """What training did: epochs run, the best validation score and a per-epoch history."""
+
+    epochs: int = 0
+    best_epoch: int | None = None
+    best_valid_prauc: float | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Recommender(Protocol):
+    name: ClassVar[str]
+    needs: ClassVar[frozenset[str]]
+
+    def fit(self, train: Sequence[Sample], valid: Sequence[Sample], *, seed: int,
+            progress: Progress) -> FitReport: ...
+
+    def predict_proba(self, samples: Sequence[Sample]) -> np.ndarray: ...
+
+    def save(self, path: Path) -> None: ...
+
+    @classmethod
+    def load(cls, path: Path, resources: Resources) -> Self: ...
+
+    def n_params(self) -> int: ...

@@ -1,0 +1,100 @@
+"""Registries of models and datasets, as lazy "module:attribute" strings.
+
+Nothing here imports a model or a heavy library: `bench ls` stays fast and never pulls in torch,
+torch_geometric or transformers. `resolve` imports on demand.
+"""
+
+from __future__ import annotations
+
+import importlib
+import tomllib
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from bench.errors import UserError, unknown_name
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CARDS_DIR = REPO_ROOT / "datasets"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    target: str  # "module:Class"
+    summary: str
+    paper: str = ""
+
+
+MODELS: dict[str, ModelEntry] = {
+    e.name: e
+    for e in [
+        ModelEntry("random", "baselines.random_scores:RandomScores",
+                   "uniform random scores, a floor for tests"),
+        ModelEntry("popular", "baselines.popular:Popular",
+                   "the k drugs most often prescribed in training, k tuned on validation"),
+        ModelEntry("logreg", "baselines.logreg:LogReg",
+                   "linear multi-label model over current diagnoses, procedures and previous drugs"),
+    ]
+}
+
+
+@dataclass(frozen=True)
+class DatasetCard:
+    """A dataset as described by `datasets/<name>.toml`: where it comes from and how to build it."""
+
+    name: str
+    loader: str  # "module:function" returning a DatasetBundle
+    summary: str
+    params: dict[str, Any] = field(default_factory=dict)
+    license: str = ""
+    source: str = ""
+    path: Path | None = None
+
+
+@cache
+def dataset_cards() -> dict[str, DatasetCard]:
+    """Every card in datasets/*.toml, keyed by name."""
+    cards = {}
+    for path in sorted(CARDS_DIR.glob("*.toml")):
+        with path.open("rb") as handle:
+            raw = tomllib.load(handle)
+        card = DatasetCard(name=raw["name"], loader=raw["loader"], summary=raw.get("summary", ""),
+                           params=dict(raw.get("params", {})), license=raw.get("license", ""),
+                           source=raw.get("source", ""), path=path)
+        cards[card.name] = card
+    return cards
+
+
+def import_target(target: str) -> Any:
+    """Import "package.module:attr"."""
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def model_entry(name: str) -> ModelEntry:
+    if name not in MODELS:
+        raise unknown_name("model", name, MODELS)
+    return MODELS[name]
+
+
+def model_class(name: str) -> type:
+    return import_target(model_entry(name).target)
+
+
+def dataset_card(name: str) -> DatasetCard:
+    cards = dataset_cards()
+    if name not in cards:
+        raise unknown_name("dataset", name, cards)
+    return cards[name]
+
+
+def check_name(kind: str, name: str) -> None:
+    """Raise a UserError with close matches when `name` is not registered."""
+    if kind == "model":
+        model_entry(name)
+    elif kind == "dataset":
+        dataset_card(name)
+    else:
+        raise UserError(f"unknown registry {kind!r}")

@@ -1,0 +1,108 @@
+"""The results store: `results/<dataset>/<model>/<run_id>/` holds run.json, predictions and the model.
+
+`bench compare` reads these files and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+from bench.errors import UserError
+from bench.io import atomic_path, atomic_write_text
+
+SCHEMA_VERSION = 1
+RUN_FILE = "run.json"
+PREDICTIONS_FILE = "predictions.safetensors"
+GROUPS = ("all", "single_visit", "multi_visit")
+
+
+def run_dir(results_dir: Path, dataset: str, model: str, run_id: str) -> Path:
+    return results_dir / dataset / model / run_id
+
+
+def json_safe(value: Any) -> Any:
+    """Replace NaN/inf floats (not valid JSON) by None, recursively; numpy scalars become Python ones."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def write_run(folder: Path, record: dict[str, Any]) -> Path:
+    """Write run.json atomically; returns its path."""
+    path = folder / RUN_FILE
+    atomic_write_text(path, json.dumps(json_safe(record), indent=2, allow_nan=False) + "\n")
+    return path
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """scores float32 [n, n_drugs] (None for hard-prediction models), predicted bool [n, n_drugs] at the
+    run's threshold, target bool [n, n_drugs], patient_id / visit_index int64 [n], drug column names."""
+
+    target: np.ndarray
+    predicted: np.ndarray
+    scores: np.ndarray | None
+    patient_id: np.ndarray
+    visit_index: np.ndarray
+    drugs: tuple[str, ...]
+
+
+def write_predictions(folder: Path, predictions: Predictions) -> None:
+    arrays = {"target": predictions.target.astype(np.uint8), "predicted": predictions.predicted.astype(np.uint8),
+              "patient_id": predictions.patient_id.astype(np.int64),
+              "visit_index": predictions.visit_index.astype(np.int64)}
+    if predictions.scores is not None:
+        arrays["scores"] = predictions.scores.astype(np.float32)
+    with atomic_path(folder / PREDICTIONS_FILE) as tmp:
+        save_file(arrays, str(tmp), metadata={"drugs": json.dumps(list(predictions.drugs))})
+
+
+def read_predictions(folder: Path) -> Predictions:
+    from safetensors import safe_open
+
+    path = folder / PREDICTIONS_FILE
+    with safe_open(str(path), framework="numpy") as handle:
+        drugs = tuple(json.loads(handle.metadata()["drugs"]))
+    arrays = load_file(str(path))
+    return Predictions(target=arrays["target"].astype(bool), predicted=arrays["predicted"].astype(bool),
+                       scores=arrays.get("scores"), patient_id=arrays["patient_id"],
+                       visit_index=arrays["visit_index"], drugs=drugs)
+
+
+def read_runs(results_dir: Path) -> list[dict[str, Any]]:
+    """Every run.json under `results_dir` (unreadable files are a user error naming the file)."""
+    runs = []
+    for path in sorted(results_dir.glob(f"*/*/*/{RUN_FILE}")):
+        try:
+            record = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise UserError(f"{path}: not a valid run.json ({exc})") from None
+        if record.get("schema_version") != SCHEMA_VERSION:
+            raise UserError(f"{path}: schema_version {record.get('schema_version')!r}, expected {SCHEMA_VERSION}")
+        record["_path"] = str(path.parent)
+        runs.append(record)
+    return runs
+
+
+def latest_runs(runs: list[dict[str, Any]], dataset: str | None = None) -> list[dict[str, Any]]:
+    """The newest run per (dataset, model), sorted by dataset then model."""
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for record in runs:
+        key = (record["dataset"]["name"], record["model"]["name"])
+        if dataset is not None and key[0] != dataset:
+            continue
+        if key not in latest or record["created_at"] > latest[key]["created_at"]:
+            latest[key] = record
+    return [latest[k] for k in sorted(latest)]

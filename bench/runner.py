@@ -1,0 +1,139 @@
+"""`bench run`: prepare data, train, evaluate the test split, time inference, store the run."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench import metrics
+from bench.config import config_to_dict
+from bench.data import PROTOCOLS, make_samples, target_matrix
+from bench.errors import UserError
+from bench.loading import build_resources, load_bundle
+from bench.progress import Progress
+from bench.provenance import device_info, git_state, package_versions
+from bench.registry import REPO_ROOT, dataset_card, model_class, model_entry
+from bench.results import GROUPS, SCHEMA_VERSION, Predictions, run_dir, write_predictions, write_run
+from bench.splits import SCHEMES, parse_ratios, split_patients
+from bench.timing import TimingOptions, measure_inference, peak_rss_mb
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    model: str
+    dataset: str
+    seed: int = 0
+    overrides: dict[str, str] = field(default_factory=dict)
+    threshold: float = 0.5
+    protocol: str = "last"
+    split: str = "random"
+    ratios: str = "8:1:1"
+    rounds: int = 10
+    fraction: float = 0.8
+    replace: bool = False
+    results_dir: Path = Path("results")
+    timing: TimingOptions = TimingOptions()
+    save_model: bool = True
+
+    def check(self) -> None:
+        """Validate everything cheap before any work starts."""
+        model_entry(self.model)
+        dataset_card(self.dataset)
+        if self.protocol not in PROTOCOLS:
+            raise UserError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
+        if self.split not in SCHEMES:
+            raise UserError(f"--split must be one of {', '.join(SCHEMES)}, got {self.split!r}")
+        try:
+            parse_ratios(self.ratios)
+        except ValueError as exc:
+            raise UserError(f"--ratios: {exc}") from None
+        if not 0.0 < self.threshold < 1.0:
+            raise UserError(f"--threshold must be between 0 and 1, got {self.threshold}")
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+def run(options: RunOptions, progress: Progress) -> tuple[dict[str, Any], Path]:
+    """Train and evaluate one model on one dataset; returns the run record and its folder."""
+    options.check()
+    cls = model_class(options.model)
+    bundle = load_bundle(options.dataset)
+    split = split_patients(bundle.patients, options.split, options.seed, options.ratios)
+    # Training always uses every visit of the training patients as a target (as all the originals do);
+    # validation and test follow the evaluation protocol.
+    train = make_samples(split.train, "every")
+    valid = make_samples(split.valid, options.protocol)
+    test = make_samples(split.test, options.protocol)
+    if not train or not test:
+        raise UserError(f"dataset {options.dataset}: split {options.split} {options.ratios} leaves "
+                        f"{len(train)} training and {len(test)} test samples; need both")
+    resources = build_resources(bundle, split.train, cls.needs)
+    model = cls.from_options(options.overrides, resources)
+
+    start = time.perf_counter()
+    report = model.fit(train, valid, seed=options.seed, progress=progress)
+    fit_seconds = time.perf_counter() - start
+
+    with progress.task(f"evaluate {options.model}", total=2) as bar:
+        scores = model.predict_proba(test)
+        bar.advance(1)
+        timing = measure_inference(model, test, options.timing)
+        bar.advance(1)
+    targets = target_matrix(test, bundle.drug_vocab)
+    single = np.array([s.is_single_visit for s in test])
+    patient_ids = np.array([s.patient.id for s in test])
+    evaluation = metrics.evaluate(
+        targets, scores, threshold=options.threshold, ddi_adj=bundle.ddi_matrix(),
+        groups={"all": np.ones(len(test), bool), "single_visit": single, "multi_visit": ~single},
+        patient_ids=patient_ids if options.protocol == "every" else None,
+        rounds=options.rounds, fraction=options.fraction, replace=options.replace, seed=options.seed)
+
+    run_id = new_run_id()
+    folder = run_dir(options.results_dir, options.dataset, options.model, run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_predictions(folder, Predictions(
+        target=targets, predicted=scores >= options.threshold, scores=scores, patient_id=patient_ids,
+        visit_index=np.array([s.index for s in test]), drugs=bundle.drug_vocab.tokens))
+    if options.save_model:
+        model.save(folder / "model")
+    record = {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+        "git": git_state(REPO_ROOT),
+        "versions": package_versions(),
+        "device": device_info(),
+        "model": {"name": options.model, "config": config_to_dict(model.config)},
+        "dataset": {"name": options.dataset, "hash": bundle.hash, "n_train": len(train),
+                    "n_valid": len(valid), "n_test": len(test), "n_drugs": len(bundle.drug_vocab),
+                    "meta": dict(bundle.meta)},
+        "seed": options.seed,
+        "threshold": options.threshold,
+        "protocol": options.protocol,
+        "split": {"scheme": options.split, "ratios": options.ratios,
+                  "patients": split.sizes()},
+        "resampling": {"rounds": options.rounds, "fraction": options.fraction, "replace": options.replace},
+        "overrides": dict(options.overrides),
+        "metrics": {group: _metrics_entry(evaluation[group]) for group in GROUPS},
+        "timing": {"fit_seconds": fit_seconds, **timing, "peak_rss_mb": peak_rss_mb(),
+                   "n_params": model.n_params()},
+        "fit": asdict(report),
+    }
+    write_run(folder, record)
+    return record, folder
+
+
+def _metrics_entry(result: dict[str, Any]) -> dict[str, Any]:
+    """{metric: {mean, std, point}, n} from `metrics.evaluate`'s per-group result."""
+    entry: dict[str, Any] = {name: {**result["metrics"][name], "point": result["point"][name]}
+                             for name in metrics.METRICS}
+    entry["n"] = result["n"]
+    return entry

@@ -1,0 +1,47 @@
+"""Base class for recommenders whose state is a torch module."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from bench.data import Sample
+from bench.model_base import BaseRecommender
+from bench.protocol import Resources
+
+
+class TorchRecommender(BaseRecommender):
+    """Subclasses build `self.module` in `build_module` and implement `logits(samples)` ([n, n_drugs])."""
+
+    predict_batch_size: int = 512
+
+    def __init__(self, config, resources: Resources):
+        super().__init__(config, resources)
+        self.module = self.build_module()
+
+    def build_module(self) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def logits(self, samples: Sequence[Sample]) -> torch.Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def predict_proba(self, samples: Sequence[Sample]) -> np.ndarray:
+        """float32 [n, n_drugs]: sigmoid of the logits, computed in batches."""
+        self.module.eval()
+        parts = [torch.sigmoid(self.logits(samples[i:i + self.predict_batch_size])).numpy()
+                 for i in range(0, len(samples), self.predict_batch_size)]
+        if not parts:
+            return np.zeros((0, self.resources.n_drugs), dtype=np.float32)
+        return np.concatenate(parts).astype(np.float32, copy=False)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().cpu().numpy() for k, v in self.module.state_dict().items()}
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        self.module.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in state.items()})
+
+    def n_params(self) -> int:
+        return int(sum(p.numel() for p in self.module.parameters()))

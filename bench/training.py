@@ -1,0 +1,82 @@
+"""Mini-batched training with early stopping on validation PRAUC, shared by the torch models.
+
+The originals update once per visit; here every model trains on shuffled mini-batches of samples
+(seeded), evaluates the validation split after each epoch, keeps the best weights and stops after
+`patience` epochs without improvement.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from bench.data import Sample, Vocab, target_matrix
+from bench.metrics import average_precision_rows
+from bench.progress import Progress
+from bench.protocol import FitReport
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch and numpy's legacy global generator (used by some third-party code)."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def valid_prauc(predict: Callable[[Sequence[Sample]], np.ndarray], valid: Sequence[Sample],
+                drug_vocab: Vocab) -> float:
+    """Mean per-sample average precision on the validation samples."""
+    if not valid:
+        return float("nan")
+    return float(average_precision_rows(target_matrix(valid, drug_vocab), predict(valid)).mean())
+
+
+def fit_minibatch(module: torch.nn.Module, *, train: Sequence[Sample], valid: Sequence[Sample],
+                  batch_loss: Callable[[np.ndarray], torch.Tensor],
+                  predict: Callable[[Sequence[Sample]], np.ndarray], drug_vocab: Vocab,
+                  epochs: int, batch_size: int, lr: float, weight_decay: float, patience: int,
+                  seed: int, progress: Progress, description: str) -> FitReport:
+    """Train `module` with Adam; return the report and leave the best-validation weights loaded.
+
+    `batch_loss(indices)` gets int64 [batch] positions into `train` (so a model can precompute
+    tensors for the whole training set once) and returns the scalar loss of that mini-batch.
+    """
+    seed_everything(seed)
+    rng = np.random.default_rng(seed)
+    optimizer = torch.optim.Adam(module.parameters(), lr=lr, weight_decay=weight_decay)
+    report = FitReport()
+    best_state, best, stale = None, -math.inf, 0
+    n_batches = math.ceil(len(train) / batch_size)
+    with progress.task(description, total=epochs * n_batches) as bar:
+        for epoch in range(1, epochs + 1):
+            module.train()
+            order = rng.permutation(len(train))
+            losses = []
+            for start in range(0, len(train), batch_size):
+                optimizer.zero_grad()
+                loss = batch_loss(order[start:start + batch_size])
+                loss.backward()
+                optimizer.step()
+                losses.append(float(loss.detach()))
+                bar.advance(1)
+            module.eval()
+            score = valid_prauc(predict, valid, drug_vocab)
+            report.history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "valid_prauc": score})
+            report.epochs = epoch
+            bar.advance(0, status=f"epoch {epoch} loss {np.mean(losses):.4f} valid prauc {score:.4f}")
+            if score > best or best_state is None:
+                best, stale = score, 0
+                best_state = copy.deepcopy(module.state_dict())
+                report.best_epoch, report.best_valid_prauc = epoch, score
+            else:
+                stale += 1
+                if stale >= patience:
+                    bar.advance((epochs - epoch) * n_batches)
+                    break
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
+    return report

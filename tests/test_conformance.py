@@ -1,0 +1,40 @@
+"""ONE test that runs every registered model through the common interface on synthetic-small."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.data import make_samples
+from bench.loading import build_resources
+from bench.progress import Progress
+from bench.protocol import FitReport, Recommender
+from bench.registry import MODELS, model_class
+from bench.splits import split_patients
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_model_conformance(name, small_bundle, tmp_path):
+    cls = model_class(name)
+    assert cls.name == name
+    split = split_patients(small_bundle.patients, "random", seed=0)
+    train, valid = make_samples(split.train, "every"), make_samples(split.valid, "last")
+    test = make_samples(split.test, "last")
+    resources = build_resources(small_bundle, split.train, cls.needs)
+    model = cls.from_options(dict(cls.smoke_options), resources)
+    assert isinstance(model, Recommender)
+
+    report = model.fit(train, valid, seed=0, progress=Progress())
+    assert isinstance(report, FitReport)
+    scores = model.predict_proba(test)
+    assert scores.shape == (len(test), len(small_bundle.drug_vocab)) and scores.dtype == np.float32
+    assert np.isfinite(scores).all() and scores.min() >= 0.0 and scores.max() <= 1.0
+    # rows depend only on their own sample, not on the batch they are in
+    np.testing.assert_allclose(model.predict_proba(test[3:5]), scores[3:5], rtol=1e-5, atol=1e-6)
+    assert model.predict_proba([]).shape == (0, len(small_bundle.drug_vocab))
+    assert model.n_params() >= 0
+
+    model.save(tmp_path / "model")
+    assert (tmp_path / "model" / "config.json").is_file()
+    reloaded = cls.load(tmp_path / "model", resources)
+    np.testing.assert_array_equal(reloaded.predict_proba(test), scores)

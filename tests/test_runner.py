@@ -1,0 +1,56 @@
+"""The runner end to end: protocols, determinism, atomic outputs, and the results store."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bench.progress import Progress
+from bench.results import latest_runs, read_predictions, read_runs
+from bench.runner import RunOptions, run
+from bench.timing import TimingOptions
+
+FAST = TimingOptions(latency_samples=5, batch_size=16, min_seconds=0.0)
+
+
+def quick(tmp_path, **kwargs) -> RunOptions:
+    return RunOptions(dataset="synthetic-small", results_dir=tmp_path, timing=FAST, **kwargs)
+
+
+def test_same_seed_same_predictions_other_seed_differs(tmp_path):
+    scores = []
+    for seed in (3, 3, 4):
+        record, folder = run(quick(tmp_path, model="logreg", seed=seed, overrides={"epochs": "2"}), Progress())
+        scores.append(read_predictions(folder).scores)
+    np.testing.assert_array_equal(scores[0], scores[1])
+    assert scores[0].shape != scores[2].shape or not np.array_equal(scores[0], scores[2])
+
+
+def test_every_protocol_predicts_every_test_visit(tmp_path):
+    last, _ = run(quick(tmp_path, model="popular"), Progress())
+    every, folder = run(quick(tmp_path, model="popular", protocol="every"), Progress())
+    assert every["dataset"]["n_test"] > last["dataset"]["n_test"] == last["split"]["patients"]["test"]
+    predictions = read_predictions(folder)
+    assert len(predictions.patient_id) == every["dataset"]["n_test"]
+    assert set(predictions.visit_index) > {0}
+    entry = every["metrics"]
+    assert entry["single_visit"]["n"] + entry["multi_visit"]["n"] == entry["all"]["n"]
+
+
+def test_latest_run_per_model_and_dataset(tmp_path):
+    first, _ = run(quick(tmp_path, model="random"), Progress())
+    second, _ = run(quick(tmp_path, model="random", seed=1), Progress())
+    runs = read_runs(tmp_path)
+    assert len(runs) == 2
+    [latest] = latest_runs(runs)
+    assert latest["run_id"] == max((first, second), key=lambda r: r["created_at"])["run_id"]
+    assert json.loads((tmp_path / "synthetic-small" / "random" / first["run_id"] / "run.json").read_text())["seed"] == 0
+
+
+def test_popular_picks_k_on_validation(tmp_path):
+    record, _ = run(quick(tmp_path, model="popular"), Progress())
+    assert record["model"]["config"]["k"] >= 1
+    assert record["fit"]["notes"]["k"] == record["model"]["config"]["k"]
+    assert record["metrics"]["all"]["avg_drugs"]["point"] == pytest.approx(record["model"]["config"]["k"])
