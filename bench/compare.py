@@ -46,7 +46,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("prauc_single", "PRAUC single", _metric("single_visit", "prauc"), "high", 4),
     Column("prauc_multi", "PRAUC multi", _metric("multi_visit", "prauc"), "high", 4),
     Column("fit_seconds", "fit s", _timing("fit_seconds"), "low", 1),
-    Column("latency_ms_p50", "p50 ms", _timing("latency_ms_p50"), "low", 2),
+    Column("latency_ms_p50", "p50 ms", _timing("latency_ms_p50"), "low", 3),
     Column("throughput_per_s", "samples/s", _timing("throughput_per_s"), "high", 0),
 )
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import types
 import typing
 from collections.abc import Mapping
@@ -106,8 +105,3 @@ def apply_overrides(config_cls: type[C], overrides: Mapping[str, str], *, owner:
 
 def config_to_dict(config: object) -> dict[str, Any]:
     return dataclasses.asdict(config)  # type: ignore[arg-type]
-
-
-def config_from_json(config_cls: type[C], text: str) -> C:
-    """Inverse of `json.dumps(config_to_dict(config))`, ignoring nothing: unknown keys fail."""
-    return config_cls(**json.loads(text))

@@ -35,7 +35,6 @@ class Resources:
     smiles: Mapping[str, tuple[str, ...]] | None = None
     titles: Mapping[str, Mapping[str, str]] | None = None
     ehr_graph: np.ndarray | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def n_drugs(self) -> int:

@@ -13,7 +13,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from bench.errors import UserError, unknown_name
+from bench.errors import unknown_name
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CARDS_DIR = REPO_ROOT / "datasets"
@@ -88,13 +88,3 @@ def dataset_card(name: str) -> DatasetCard:
     if name not in cards:
         raise unknown_name("dataset", name, cards)
     return cards[name]
-
-
-def check_name(kind: str, name: str) -> None:
-    """Raise a UserError with close matches when `name` is not registered."""
-    if kind == "model":
-        model_entry(name)
-    elif kind == "dataset":
-        dataset_card(name)
-    else:
-        raise UserError(f"unknown registry {kind!r}")

@@ -34,7 +34,6 @@ def run(
         options = RunOptions(model=model, dataset=dataset, seed=seed, overrides=parse_assignments(set_),
                              threshold=threshold, protocol=protocol, split=split, ratios=ratios,
                              results_dir=results_dir)
-        options.check()
         record, folder = run_model(options, RichProgressReporter())
     print_summary(record, folder)
 
