@@ -1,7 +1,9 @@
-"""Atomic file writes: a temp file in the same folder, then `os.replace`, so readers never see half a file."""
+"""File helpers: atomic writes (a temp file in the same folder, then `os.replace`, so readers never see
+half a file) and checksums."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -26,3 +28,9 @@ def atomic_path(target: Path) -> Iterator[Path]:
 def atomic_write_text(target: Path, text: str) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in blocks."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
