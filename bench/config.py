@@ -16,13 +16,13 @@ _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
 
-def parse_assignments(items: list[str] | None) -> dict[str, str]:
+def parse_assignments(items: list[str] | None, option: str = "--set") -> dict[str, str]:
     """["lr=0.01", "epochs=3"] -> {"lr": "0.01", "epochs": "3"}."""
     out: dict[str, str] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise UserError(f"--set expects key=value, got {item!r}")
+            raise UserError(f"{option} expects key=value, got {item!r}")
         out[key.strip()] = value.strip()
     return out
 
@@ -82,10 +82,12 @@ def describe_fields(config_cls: type) -> str:
     return ", ".join(parts)
 
 
-def apply_overrides(config_cls: type[C], overrides: Mapping[str, str], *, owner: str) -> C:
-    """Build `config_cls` with its defaults replaced by the typed values of `overrides`."""
+def apply_overrides(config_cls: type[C], overrides: Mapping[str, str], *, owner: str,
+                    base: Mapping[str, Any] | None = None) -> C:
+    """Build `config_cls` from its defaults, then `base` (already typed, e.g. a dataset card's
+    parameters), then the typed values of the `overrides` strings."""
     types_by_name = _field_types(config_cls)
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = dict(base or {})
     for key, text in overrides.items():
         if key not in types_by_name:
             raise UserError(f"unknown option {key!r} for {owner}; valid fields: {describe_fields(config_cls)}")

@@ -9,6 +9,7 @@ and every earlier visit is history (REFERENCE.md section 1).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -156,6 +157,11 @@ def content_hash(bundle: DatasetBundle) -> str:
     }
     digest.update(json.dumps(rest, sort_keys=True, separators=(",", ":")).encode())
     return digest.hexdigest()[:16]
+
+
+def group_visits(rows: Iterable[tuple[int, Visit]]) -> list[Patient]:
+    """Patients from (patient id, visit) rows that are already sorted by patient, then time."""
+    return [Patient(pid, tuple(v for _, v in group)) for pid, group in itertools.groupby(rows, key=lambda r: r[0])]
 
 
 def build_vocabs(patients: Iterable[Patient]) -> dict[str, Vocab]:

@@ -2,19 +2,52 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
+from bench.config import apply_overrides
 from bench.data import DatasetBundle, Patient
+from bench.errors import UserError
 from bench.protocol import NEEDS, Resources
-from bench.registry import dataset_card, import_target
+from bench.registry import DatasetCard, dataset_card, import_target
+from bench.summary import bundle_summary
+from bench.synthetic import generate
 
 
-def load_bundle(name: str) -> DatasetBundle:
-    """Build the dataset named by its card in datasets/ (the synthetic cohorts generate in seconds)."""
+@dataclass(frozen=True)
+class SyntheticParams:
+    n_patients: int = 6000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_patients < 10:
+            raise ValueError("n_patients must be >= 10")
+
+
+def load_synthetic(card: DatasetCard, *, data_dir: Path | None, resources: Path | None,
+                   overrides: dict[str, str], cache_dir: Path | None = None,
+                   step: Callable[[str], None] = lambda _: None) -> DatasetBundle:
+    """The built-in cohort: generated in seconds, so it is not cached."""
+    if data_dir is not None:
+        raise UserError(f"dataset {card.name} is built in; --data-dir is not used (drop it)")
+    params = apply_overrides(SyntheticParams, overrides, owner=f"dataset {card.name}", base=card.params)
+    step("generate")
+    bundle = generate(n_patients=params.n_patients, seed=params.seed, name=card.name)
+    return replace(bundle, meta={**bundle.meta, "summary": bundle_summary(bundle)})
+
+
+def load_bundle(name: str, *, data_dir: Path | None = None, resources: Path | None = None,
+                overrides: dict[str, str] | None = None, cache_dir: Path | None = None,
+                step: Callable[[str], None] = lambda _: None) -> DatasetBundle:
+    """The dataset named by its card in datasets/: generated, read from the cache, or prepared from
+    the raw tables in `data_dir` (with drug knowledge from `resources`). `overrides` are the
+    loader's typed parameters as `--prep-set` strings; `step` is told what is being done."""
     card = dataset_card(name)
-    return import_target(card.loader)(name=card.name, **card.params)
+    return import_target(card.loader)(card, data_dir=data_dir, resources=resources, overrides=dict(overrides or {}),
+                                      cache_dir=cache_dir, step=step)
 
 
 def coprescription_graph(patients: Iterable[Patient], bundle: DatasetBundle) -> np.ndarray:

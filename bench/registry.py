@@ -45,9 +45,11 @@ class DatasetCard:
     """A dataset as described by `datasets/<name>.toml`: where it comes from and how to build it."""
 
     name: str
-    loader: str  # "module:function" returning a DatasetBundle
+    loader: str  # "module:function"(card, *, data_dir, resources, overrides, cache_dir, step) -> DatasetBundle
     summary: str
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)  # defaults of the loader's typed parameters
+    format: str = ""    # raw table layout: mimic3 | mimic4 ("" for built-in data)
+    download: str = ""  # where a user gets the raw data
     license: str = ""
     source: str = ""
     path: Path | None = None
@@ -61,7 +63,8 @@ def dataset_cards() -> dict[str, DatasetCard]:
         with path.open("rb") as handle:
             raw = tomllib.load(handle)
         card = DatasetCard(name=raw["name"], loader=raw["loader"], summary=raw.get("summary", ""),
-                           params=dict(raw.get("params", {})), license=raw.get("license", ""),
+                           params=dict(raw.get("params", {})), format=raw.get("format", ""),
+                           download=raw.get("download", ""), license=raw.get("license", ""),
                            source=raw.get("source", ""), path=path)
         cards[card.name] = card
     return cards

@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 
 from bench import metrics
-from bench.config import config_to_dict
+from bench.config import apply_overrides, config_to_dict
 from bench.data import PROTOCOLS, make_samples, target_matrix
 from bench.errors import UserError
 from bench.loading import build_resources, load_bundle
 from bench.progress import Progress
 from bench.provenance import device_info, git_state, package_versions
-from bench.registry import REPO_ROOT, dataset_card, model_class, model_entry
+from bench.registry import REPO_ROOT, dataset_card, model_class
 from bench.results import GROUPS, SCHEMA_VERSION, Predictions, run_dir, write_predictions, write_run
 from bench.splits import SCHEMES, parse_ratios, split_patients
 from bench.timing import TimingOptions, measure_inference, peak_rss_mb
@@ -38,13 +38,17 @@ class RunOptions:
     fraction: float = 0.8
     replace: bool = False
     results_dir: Path = Path("results")
+    data_dir: Path | None = None
+    resources: Path | None = None
+    prep_overrides: dict[str, str] = field(default_factory=dict)
+    cache_dir: Path | None = None
     timing: TimingOptions = TimingOptions()
     save_model: bool = True
 
     def check(self) -> None:
         """Validate everything cheap before any work starts."""
-        model_entry(self.model)
         dataset_card(self.dataset)
+        apply_overrides(model_class(self.model).Config, self.overrides, owner=f"model {self.model}")
         if self.protocol not in PROTOCOLS:
             raise UserError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
         if self.split not in SCHEMES:
@@ -65,7 +69,10 @@ def run(options: RunOptions, progress: Progress) -> tuple[dict[str, Any], Path]:
     """Train and evaluate one model on one dataset; returns the run record and its folder."""
     options.check()
     cls = model_class(options.model)
-    bundle = load_bundle(options.dataset)
+    with progress.task(f"prepare {options.dataset}", total=None) as bar:
+        bundle = load_bundle(options.dataset, data_dir=options.data_dir, resources=options.resources,
+                             overrides=options.prep_overrides, cache_dir=options.cache_dir,
+                             step=lambda what: bar.advance(0, status=what))
     split = split_patients(bundle.patients, options.split, options.seed, options.ratios)
     # Training always uses every visit of the training patients as a target (as all the originals do);
     # validation and test follow the evaluation protocol.
@@ -114,7 +121,8 @@ def run(options: RunOptions, progress: Progress) -> tuple[dict[str, Any], Path]:
         "model": {"name": options.model, "config": config_to_dict(model.config)},
         "dataset": {"name": options.dataset, "hash": bundle.hash, "n_train": len(train),
                     "n_valid": len(valid), "n_test": len(test), "n_drugs": len(bundle.drug_vocab),
-                    "meta": dict(bundle.meta)},
+                    "data_dir": None if options.data_dir is None else str(options.data_dir),
+                    "prep_overrides": dict(options.prep_overrides), "meta": dict(bundle.meta)},
         "seed": options.seed,
         "threshold": options.threshold,
         "protocol": options.protocol,

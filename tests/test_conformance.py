@@ -1,4 +1,5 @@
-"""ONE test that runs every registered model through the common interface on synthetic-small."""
+"""ONE test that runs every registered model through the common interface, on synthetic-small and on
+the real MIMIC-III demo."""
 
 from __future__ import annotations
 
@@ -6,32 +7,41 @@ import numpy as np
 import pytest
 
 from bench.data import make_samples
-from bench.loading import build_resources
+from bench.loading import build_resources, load_bundle
 from bench.progress import Progress
 from bench.protocol import FitReport, Recommender
 from bench.registry import MODELS, model_class
 from bench.splits import split_patients
+from tests.conftest import SHARED_DATA
+
+
+@pytest.fixture(scope="module", params=["synthetic-small", "mimic3-demo"])
+def bundle(request, tmp_path_factory):
+    if request.param == "mimic3-demo":
+        return load_bundle("mimic3-demo", data_dir=SHARED_DATA / "mimic3-demo", resources=SHARED_DATA / "medkb",
+                           cache_dir=tmp_path_factory.mktemp("cache"))
+    return load_bundle(request.param)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_model_conformance(name, small_bundle, tmp_path):
+def test_model_conformance(name, bundle, tmp_path):
     cls = model_class(name)
     assert cls.name == name
-    split = split_patients(small_bundle.patients, "random", seed=0)
+    split = split_patients(bundle.patients, "random", seed=0)
     train, valid = make_samples(split.train, "every"), make_samples(split.valid, "last")
     test = make_samples(split.test, "last")
-    resources = build_resources(small_bundle, split.train, cls.needs)
+    resources = build_resources(bundle, split.train, cls.needs)
     model = cls.from_options(dict(cls.smoke_options), resources)
     assert isinstance(model, Recommender)
 
     report = model.fit(train, valid, seed=0, progress=Progress())
     assert isinstance(report, FitReport)
     scores = model.predict_proba(test)
-    assert scores.shape == (len(test), len(small_bundle.drug_vocab)) and scores.dtype == np.float32
+    assert scores.shape == (len(test), len(bundle.drug_vocab)) and scores.dtype == np.float32
     assert np.isfinite(scores).all() and scores.min() >= 0.0 and scores.max() <= 1.0
     # rows depend only on their own sample, not on the batch they are in
     np.testing.assert_allclose(model.predict_proba(test[3:5]), scores[3:5], rtol=1e-5, atol=1e-6)
-    assert model.predict_proba([]).shape == (0, len(small_bundle.drug_vocab))
+    assert model.predict_proba([]).shape == (0, len(bundle.drug_vocab))
     assert model.n_params() >= 0
 
     model.save(tmp_path / "model")

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from bench.cli import compare, ls, run
+from bench.cli import compare, ls, prepare, resources, run, synth_raw
 
 app = typer.Typer(help="medrec-bench: train, evaluate and compare medication recommenders.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 app.command("ls")(ls.ls)
+app.command("prepare")(prepare.prepare)
 app.command("run")(run.run)
 app.command("compare")(compare.compare)
+app.command("synth-raw")(synth_raw.synth_raw)
+app.add_typer(resources.app, name="resources")
 
 
 def main() -> None:

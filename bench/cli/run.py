@@ -20,10 +20,14 @@ def run(
     split: str = typer.Option("random", help="random (seeded, by patient) | leader | gamenet"),
     ratios: str = typer.Option("8:1:1", help="train:valid:test patient ratios for random and leader splits"),
     results_dir: Path = typer.Option(Path("results"), help="where run folders are written"),
+    data_dir: Path = typer.Option(None, help="raw tables of a MIMIC dataset (prepared and cached on first use)"),
+    resources: Path = typer.Option(None, help="drug-knowledge folder (default: $MEDREC_RESOURCES)"),
+    prep_set: list[str] = typer.Option(None, "--prep-set", help="preprocessing option key=value, see `bench prepare --help`"),
 ) -> None:
     """Train MODEL on DATASET, evaluate the test split and write results/<dataset>/<model>/<run_id>/run.json.
 
-    Example: bench run --model logreg --dataset synthetic --seed 0
+    Examples: bench run --model logreg --dataset synthetic --seed 0
+              bench run --model logreg --dataset mimic3-demo --data-dir DEMO --resources MEDKB
     """
     with user_errors():
         from bench.config import parse_assignments
@@ -33,7 +37,8 @@ def run(
 
         options = RunOptions(model=model, dataset=dataset, seed=seed, overrides=parse_assignments(set_),
                              threshold=threshold, protocol=protocol, split=split, ratios=ratios,
-                             results_dir=results_dir)
+                             results_dir=results_dir, data_dir=data_dir, resources=resources,
+                             prep_overrides=parse_assignments(prep_set, option="--prep-set"))
         record, folder = run_model(options, RichProgressReporter())
     print_summary(record, folder)
 

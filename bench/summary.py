@@ -1,0 +1,45 @@
+"""Descriptive statistics of a prepared bundle (what `bench prepare` prints)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from bench.data import CODE_TYPES, DatasetBundle
+
+CHUNK = 50_000
+
+
+def ground_truth_ddi_rate(bundle: DatasetBundle) -> float:
+    """Interacting pairs / all pairs among each visit's drugs, pooled over every visit (in chunks)."""
+    adj = bundle.ddi_matrix().astype(np.float32)
+    visits = [v.drugs for p in bundle.patients for v in p.visits]
+    interacting = pairs = 0.0
+    for start in range(0, len(visits), CHUNK):
+        hot = bundle.drug_vocab.multi_hot(visits[start:start + CHUNK])
+        interacting += float(((hot @ adj) * hot).sum()) / 2
+        k = hot.sum(axis=1)
+        pairs += float((k * (k - 1) / 2).sum())
+    return interacting / pairs if pairs else 0.0
+
+
+def bundle_summary(bundle: DatasetBundle) -> dict[str, Any]:
+    """Patients, visits, vocabulary sizes, codes per visit, single-visit share, ground-truth DDI rate,
+    and, for prepared MIMIC data, NDC mapping coverage (distinct codes and rows)."""
+    visits = [v for p in bundle.patients for v in p.visits]
+    n_visits = max(len(visits), 1)
+    summary: dict[str, Any] = {
+        "patients": len(bundle.patients),
+        "visits": len(visits),
+        "codes": {t: len(bundle.vocabs[t]) for t in CODE_TYPES},
+        "avg_codes_per_visit": {t: sum(len(v.codes(t)) for v in visits) / n_visits for t in CODE_TYPES},
+        "single_visit_share": sum(len(p.visits) == 1 for p in bundle.patients) / max(len(bundle.patients), 1),
+        "ddi_pairs_in_vocab": int(bundle.ddi_matrix().sum() // 2),
+        "ddi_rate_ground_truth": ground_truth_ddi_rate(bundle),
+    }
+    counts = bundle.meta.get("counts", {})
+    if counts.get("ndc_distinct"):
+        summary["ndc_coverage_distinct"] = counts["ndc_distinct_mapped"] / counts["ndc_distinct"]
+        summary["ndc_coverage_rows"] = counts["ndc_rows_mapped"] / max(counts["ndc_rows"], 1)
+    return summary
