@@ -59,10 +59,18 @@ def store_bundle(bundle: DatasetBundle, key: str, cache_dir: Path | None = None)
                 "titles": bundle.titles, "ddi_pairs": [list(p) for p in bundle.ddi_pairs],
                 "smiles": {k: list(v) for k, v in bundle.smiles.items()}, "meta": bundle.meta}
         (tmp / BUNDLE_FILE).write_text(json.dumps(rest), encoding="utf-8")
-        if target.exists():  # another process prepared the same key meanwhile: identical content
-            shutil.rmtree(tmp)
+        if target.exists() and cached_bundle(key, cache_dir) is not None:
+            shutil.rmtree(tmp)  # another process prepared the same key meanwhile: identical content
         else:
-            os.replace(tmp, target)
+            if target.is_dir():  # a broken entry (half-written, corrupted): replace it
+                shutil.rmtree(target, ignore_errors=True)
+            elif target.exists():
+                target.unlink()
+            try:
+                os.replace(tmp, target)
+            except OSError:  # another process put a (good) entry there meanwhile
+                if cached_bundle(key, cache_dir) is None:
+                    raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -75,13 +83,13 @@ def cached_bundle(key: str, cache_dir: Path | None = None) -> DatasetBundle | No
     try:
         rest = json.loads((folder / BUNDLE_FILE).read_text(encoding="utf-8"))
         frame = pl.read_parquet(folder / VISITS_FILE)
-    except (OSError, ValueError, pl.exceptions.PolarsError):
-        return None
-    fields = rest["profile_fields"]
-    patients = group_visits((row[0], Visit(row[1], tuple(row[2]), tuple(row[3]), tuple(row[4]),
-                                           dict(zip(fields, row[5:])))) for row in frame.iter_rows())
-    bundle = DatasetBundle(
-        name=rest["name"], patients=tuple(patients), vocabs={k: Vocab(v) for k, v in rest["vocabs"].items()},
-        titles=rest["titles"], ddi_pairs=tuple(tuple(p) for p in rest["ddi_pairs"]),
-        smiles={k: tuple(v) for k, v in rest["smiles"].items()}, profile_fields=tuple(fields), meta=rest["meta"])
-    return bundle if bundle.hash == rest["hash"] else None
+        fields = rest["profile_fields"]
+        patients = group_visits((row[0], Visit(row[1], tuple(row[2]), tuple(row[3]), tuple(row[4]),
+                                               dict(zip(fields, row[5:])))) for row in frame.iter_rows())
+        bundle = DatasetBundle(
+            name=rest["name"], patients=tuple(patients), vocabs={k: Vocab(v) for k, v in rest["vocabs"].items()},
+            titles=rest["titles"], ddi_pairs=tuple(tuple(p) for p in rest["ddi_pairs"]),
+            smiles={k: tuple(v) for k, v in rest["smiles"].items()}, profile_fields=tuple(fields), meta=rest["meta"])
+        return bundle if bundle.hash == rest["hash"] else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, pl.exceptions.PolarsError):
+        return None  # unreadable or of another shape: prepared again (and the entry replaced)

@@ -40,18 +40,17 @@ def package_titles(version: str, kind: str, style: str) -> dict[str, str]:
     return titles
 
 
-def read_d_icd(table: RawTable, code_column: str, title_column: str, version_column: str | None) -> tuple[dict[str, str], int]:
-    """Token -> title from a D_ICD table, and how many titles held undecodable bytes (replaced by U+FFFD).
+def read_d_icd(table: RawTable, code_column: str, title_column: str, version_column: str | None) -> dict[str, str]:
+    """Token -> title from a D_ICD table (undecodable bytes become U+FFFD, counted by the caller).
 
     Tokens are the bare code (MIMIC-III) or `version:code` (MIMIC-IV, `version_column` given)."""
     columns = [code_column, title_column] + ([version_column] if version_column else [])
     frame = collect(table.scan(columns).drop_nulls(code_column), table.path)
     codes = frame[code_column].str.strip_chars()
     if version_column:
-        codes = frame[version_column].str.strip_chars() + ":" + codes
+        codes = frame[version_column].fill_null("").str.strip_chars().str.replace(r"\.0+$", "") + ":" + codes
     titles = frame[title_column].fill_null("").str.strip_chars()
-    undecodable = int(titles.str.contains(REPLACEMENT_CHAR, literal=True).sum())
-    return dict(zip(codes.to_list(), titles.to_list())), undecodable
+    return dict(zip(codes.to_list(), titles.to_list()))
 
 
 def titles_for(tokens: list[str], table_titles: dict[str, str], kind: str, style: str) -> tuple[dict[str, str], int]:

@@ -29,16 +29,23 @@ CHECKSUMS = "SHA256SUMS.txt"
 REQUIRED = (NDC2RXCUI, NDC2ATC4_ZIP, ATC_NAMES, DDI_PAIRS, SMILES)
 
 
-def resources_dir(option: Path | None) -> Path:
-    """The resources folder from `--resources`, else $MEDREC_RESOURCES; a clear error when neither is usable."""
+def locate_resources(option: Path | None) -> Path:
+    """The folder named by `--resources`/DIR, else $MEDREC_RESOURCES; a clear error when neither is a folder."""
     if option is None:
         env = os.environ.get(ENV_VAR)
         if not env:
-            raise UserError(f"drug-knowledge resources needed: pass --resources DIR or set {ENV_VAR} "
+            raise UserError(f"drug-knowledge resources needed: name the folder (--resources DIR) or set {ENV_VAR} "
                             "(a folder laid out like medkb; `bench resources fetch --to DIR` downloads it)")
         option = Path(env)
     if not option.is_dir():
-        raise UserError(f"--resources {option}: no such folder")
+        what = "is a file, not a folder" if option.exists() else "no such folder"
+        raise UserError(f"--resources {option}: {what} (expected a folder laid out like medkb)")
+    return option
+
+
+def resources_dir(option: Path | None) -> Path:
+    """`locate_resources`, also checking that every required file is there."""
+    option = locate_resources(option)
     missing = [name for name in REQUIRED if not (option / name).is_file()]
     if missing:
         raise UserError(f"--resources {option}: missing {', '.join(missing)} "

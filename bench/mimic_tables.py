@@ -85,10 +85,20 @@ def collect(frame: pl.LazyFrame, path: Path) -> pl.DataFrame:
         raise UserError(f"{path}: cannot parse as CSV ({first_line})") from None
 
 
+def _ndc_text(column: pl.Expr) -> pl.Expr:
+    """NDC text without blanks, quotes and a trailing `.0` (a spreadsheet export); missing -> ""."""
+    return column.fill_null("").str.strip_chars().str.strip_chars('"').str.replace(r"\.0+$", "")
+
+
+def ndc_needs_padding(column: pl.Expr) -> pl.Expr:
+    """True where the NDC lost leading zeros (read as a number: `6494300` or `6494300.0`)."""
+    text = _ndc_text(column)
+    return text.str.contains(r"^\d{1,10}$") & (text != "0")
+
+
 def normalise_ndc(column: pl.Expr) -> pl.Expr:
     """NDC text -> 11-digit string. Strips blanks, quotes and a trailing `.0` (a spreadsheet export),
     and left-pads all-digit values shorter than 11 with zeros (NDCs read as numbers lose their leading
     zeros). Missing values become ""."""
-    text = column.fill_null("").str.strip_chars().str.strip_chars('"')
-    text = text.str.replace(r"\.0+$", "")
-    return pl.when(text.str.contains(r"^\d{1,10}$") & (text != "0")).then(text.str.zfill(11)).otherwise(text)
+    text = _ndc_text(column)
+    return pl.when(ndc_needs_padding(column)).then(text.str.zfill(11)).otherwise(text)

@@ -19,16 +19,16 @@ import numpy as np
 import polars as pl
 
 from bench.bundle_store import cache_key, cached_bundle, store_bundle
-from bench.code_titles import read_d_icd, titles_for
+from bench.code_titles import REPLACEMENT_CHAR, read_d_icd, titles_for
 from bench.config import apply_overrides
 from bench.data import DatasetBundle, Patient, Visit, build_vocabs, group_visits
 from bench.errors import UserError
 from bench.medkb import MedKB, load_medkb, resources_dir
-from bench.mimic_tables import RawTable, collect, find_table, normalise_ndc
+from bench.mimic_tables import RawTable, collect, find_table, ndc_needs_padding, normalise_ndc
 from bench.registry import DatasetCard
 from bench.summary import bundle_summary
 
-PREPARE_VERSION = 1
+PREPARE_VERSION = 2  # part of the cache key: bump when the output (bundle or counts) changes
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,14 @@ FORMATS = {
                          ("insurance", "language", "admission_type", "marital_status", "race")),
 }
 
-ID = pl.col("hadm_id").cast(pl.Int64, strict=False)
+
+def _int_id(name: str) -> pl.Expr:
+    """An id column as Int64; `123.0` (an integer column with a gap, written by pandas) reads as 123;
+    anything else that is not an integer becomes null (the row is dropped and counted)."""
+    return pl.col(name).str.strip_chars().str.replace(r"\.0+$", "").cast(pl.Int64, strict=False)
+
+
+ID = _int_id("hadm_id")
 
 
 def _table_folder(data_dir: Path, spec: FormatSpec) -> Path:
@@ -89,10 +96,9 @@ def _table_folder(data_dir: Path, spec: FormatSpec) -> Path:
 
 def _read_admissions(table: RawTable, spec: FormatSpec, counts: dict[str, Any]) -> pl.DataFrame:
     columns = ["subject_id", "hadm_id", "admittime", *spec.profile_fields]
-    frame = collect(table.scan(columns).with_columns(
-        pl.col("subject_id").cast(pl.Int64, strict=False), ID), table.path)
+    frame = collect(table.scan(columns).with_columns(_int_id("subject_id"), ID), table.path)
     counts["admissions_read"] = frame.height
-    counts["patients_read"] = frame["subject_id"].n_unique()
+    counts["patients_read"] = frame["subject_id"].drop_nulls().n_unique()
     frame = frame.drop_nulls(["subject_id", "hadm_id"]).unique("hadm_id", keep="first", maintain_order=True)
     counts["admissions_valid"] = frame.height
     return frame.with_columns([pl.col(f).fill_null("").str.strip_chars() for f in spec.profile_fields])
@@ -103,16 +109,16 @@ def _read_codes(table: RawTable, spec: FormatSpec, kind: str, counts: dict[str, 
     columns = ["hadm_id", spec.code_column] + ([spec.version_column] if spec.version_column else [])
     has_seq = "seq_num" in table.columns
     code = pl.col(spec.code_column).fill_null("").str.strip_chars()
-    if spec.version_column:
-        code = pl.col(spec.version_column).fill_null("").str.strip_chars() + ":" + code
+    if spec.version_column:  # `9`, `10` (also `10.0`, a float export); a missing version makes the row unusable
+        code = pl.col(spec.version_column).fill_null("").str.strip_chars().str.replace(r"\.0+$", "") + ":" + code
     frame = collect(table.scan(columns + (["seq_num"] if has_seq else [])).select(
         ID, code.alias("code"),
         (pl.col("seq_num").cast(pl.Int64, strict=False) if has_seq else pl.lit(0)).alias("seq")), table.path)
     counts[f"{kind}_rows"] = frame.height
-    empty = pl.col("code").str.ends_with(":") | (pl.col("code") == "")
+    empty = pl.col("code").str.ends_with(":") | pl.col("code").str.starts_with(":") | (pl.col("code") == "")
     frame = frame.filter(pl.col("hadm_id").is_not_null() & ~empty)
     counts[f"{kind}_rows_unusable"] = counts[f"{kind}_rows"] - frame.height
-    frame = frame.sort(["hadm_id", "seq"], nulls_last=True).unique(["hadm_id", "code"], keep="first",
+    frame = frame.sort(["hadm_id", "seq"], nulls_last=True, maintain_order=True).unique(["hadm_id", "code"], keep="first",
                                                                     maintain_order=True)
     counts[f"{kind}_duplicate_rows"] = counts[f"{kind}_rows"] - counts[f"{kind}_rows_unusable"] - frame.height
     return frame.select("hadm_id", "code")
@@ -120,15 +126,16 @@ def _read_codes(table: RawTable, spec: FormatSpec, kind: str, counts: dict[str, 
 
 def _read_drugs(table: RawTable, kb: MedKB, counts: dict[str, Any]) -> pl.DataFrame:
     """[hadm_id, atc3] unique per admission, plus NDC mapping coverage in `counts`."""
-    raw = pl.col("ndc").fill_null("").str.strip_chars()
     per_ndc = collect(table.scan(["hadm_id", "ndc"]).select(
-        ID, normalise_ndc(pl.col("ndc")).alias("ndc"),
-        (raw.str.contains(r"^\d{1,10}$") & (raw != "0")).alias("padded"),
+        ID, normalise_ndc(pl.col("ndc")).alias("ndc"), ndc_needs_padding(pl.col("ndc")).alias("padded"),
     ).group_by("hadm_id", "ndc").agg(pl.len().alias("rows"), pl.col("padded").sum()), table.path)
     counts["prescription_rows"] = int(per_ndc["rows"].sum())
+    # every row is counted once: without an admission id, with NDC 0/empty, or in ndc_rows below
+    counts["prescription_rows_unusable"] = int(per_ndc.filter(pl.col("hadm_id").is_null())["rows"].sum())
+    per_ndc = per_ndc.filter(pl.col("hadm_id").is_not_null())
     counts["ndc_zero_or_empty_rows"] = int(per_ndc.filter(pl.col("ndc").is_in(["", "0"]))["rows"].sum())
     counts["ndc_padded_rows"] = int(per_ndc["padded"].sum())
-    per_ndc = per_ndc.filter(~pl.col("ndc").is_in(["", "0"]) & pl.col("hadm_id").is_not_null())
+    per_ndc = per_ndc.filter(~pl.col("ndc").is_in(["", "0"]))
     mapping = pl.DataFrame(list(kb.ndc_to_atc3().items()), schema={"ndc": pl.String, "atc3": pl.String},
                            orient="row")
     mapped = per_ndc.join(mapping, on="ndc", how="left")
@@ -208,9 +215,9 @@ def prepare_mimic(name: str, fmt: str, data_dir: Path, kb: MedKB, params: MimicP
     vocabs = build_vocabs(patients)
     titles: dict[str, dict[str, str]] = {}
     for kind, sg in (("diagnosis", "DX"), ("procedure", "SG")):
-        table_titles, undecodable = read_d_icd(d_tables[kind], spec.code_column, title_column, spec.version_column)
+        table_titles = read_d_icd(d_tables[kind], spec.code_column, title_column, spec.version_column)
         titles[kind], counts[f"{kind}_codes_without_title"] = titles_for(list(vocabs[kind].tokens), table_titles, sg, params.titles)
-        counts[f"{kind}_titles_with_undecodable_bytes"] = undecodable
+        counts[f"{kind}_titles_with_undecodable_bytes"] = sum(REPLACEMENT_CHAR in t for t in titles[kind].values())
     titles["drug"] = {c: kb.atc_names.get(c, c).lower() for c in vocabs["drug"].tokens}
     drugs = set(vocabs["drug"].tokens)
     bundle = DatasetBundle(
@@ -230,7 +237,8 @@ def load_mimic(card: DatasetCard, *, data_dir: Path | None, resources: Path | No
         where = f" ({card.download})" if card.download else ""
         raise UserError(f"dataset {card.name} needs --data-dir: the folder of the raw tables{where}")
     if not data_dir.is_dir():
-        raise UserError(f"--data-dir {data_dir}: no such folder")
+        what = "is a file, not a folder" if data_dir.exists() else "no such folder"
+        raise UserError(f"--data-dir {data_dir}: {what} (expected the folder of the raw tables)")
     params = apply_overrides(MimicParams, overrides, owner=f"dataset {card.name}", base=card.params)
     kb_dir = resources_dir(resources)
     spec = FORMATS[card.format]

@@ -208,6 +208,7 @@ def test_ndc_coverage(bundle):
     assert counts["prescription_rows"] == len(PRESCRIPTIONS) == 26
     assert counts["ndc_zero_or_empty_rows"] == 2
     assert counts["ndc_padded_rows"] == 0  # every NDC is already an 11-digit string
+    assert counts["prescription_rows_unusable"] == 0
     # distinct usable NDCs: the 7 mappable ones + UNMAPPABLE
     assert (counts["ndc_distinct"], counts["ndc_distinct_mapped"]) == (8, 7)
     assert (counts["ndc_rows"], counts["ndc_rows_mapped"]) == (24, 22)  # UNMAPPABLE is on two rows
@@ -293,6 +294,22 @@ def test_top_diagnoses_one_keeps_the_most_frequent_code(mimic4_dir, tmp_path):
     assert 10009 not in {p.id for p in bundle.patients} and len(bundle.patients) == 9
 
 
+def test_icd_version_missing_or_written_as_float(tmp_path, bundle):
+    """A row without icd_version is unusable (counted), never a `:4019` token; `10.0` reads as 10."""
+    diagnoses = [(h, seq, code, {20021: "", 20011: "10.0"}.get(h, v)) for h, seq, code, v in DIAGNOSES]
+    d_diagnoses = [(code, "10.0" if code == "I10" and v == 10 else v, title) for code, v, title in D_DIAGNOSES]
+    root = write_mimic4(tmp_path / "mimic4")
+    _write_gz(root / "hosp" / "diagnoses_icd.csv.gz", ["subject_id", "hadm_id", "seq_num", "icd_code", "icd_version"],
+              [(SUBJECT[h], h, seq, code, v) for h, seq, code, v in diagnoses])
+    _write_gz(root / "hosp" / "d_icd_diagnoses.csv.gz", ["icd_code", "icd_version", "long_title"], d_diagnoses)
+    damaged = prepare(root, tmp_path / "cache")
+    counts = damaged.meta["counts"]
+    assert counts["diagnosis_rows_unusable"] == 1
+    assert counts["visits_after_join"] == 13 and 10002 not in {p.id for p in damaged.patients}
+    assert damaged.vocabs["diagnosis"].tokens == bundle.vocabs["diagnosis"].tokens
+    assert damaged.titles["diagnosis"] == bundle.titles["diagnosis"]
+
+
 def test_the_hosp_folder_itself_is_accepted(mimic4_dir, tmp_path, bundle):
     assert prepare(mimic4_dir / "hosp", tmp_path / "cache").hash == bundle.hash
 
@@ -309,3 +326,18 @@ def test_cli_prepare_and_run(mimic4_dir, tmp_path):
     assert out.exit_code == 0, out.output
     assert list((tmp_path / "results" / "mimic4-demo" / "logreg").glob("*/run.json"))
     assert len(list((tmp_path / "cache").iterdir())) == 1  # `run` reused the bundle `prepare` cached
+
+
+def test_the_wrong_release_gives_a_one_line_error(mimic4_dir, tmp_path):
+    """MIMIC-IV tables under a MIMIC-III card, and the MIMIC-III demo under a MIMIC-IV card."""
+    from bench.errors import UserError
+
+    for name, data_dir, expected in [
+        ("mimic3-demo", mimic4_dir, f"{mimic4_dir}: missing table ADMISSIONS"),
+        ("mimic3-demo", mimic4_dir / "hosp", f"{mimic4_dir / 'hosp' / 'admissions.csv.gz'}: missing column religion"),
+        ("mimic4-demo", SHARED_DATA / "mimic3-demo",
+         f"{SHARED_DATA / 'mimic3-demo' / 'ADMISSIONS.csv'}: missing column race"),
+    ]:
+        with pytest.raises(UserError) as info:
+            load_bundle(name, data_dir=data_dir, resources=MEDKB, cache_dir=tmp_path / "cache")
+        assert str(info.value).startswith(expected) and "\n" not in str(info.value)

@@ -72,7 +72,7 @@ def test_verify_reads_the_environment_variable(monkeypatch):
 
 def test_verify_without_folder_or_environment(monkeypatch):
     monkeypatch.delenv("MEDREC_RESOURCES", raising=False)
-    one_line_error(runner.invoke(app, ["resources", "verify"]), "pass DIR or set MEDREC_RESOURCES")
+    one_line_error(runner.invoke(app, ["resources", "verify"]), "or set MEDREC_RESOURCES")
     one_line_error(runner.invoke(app, ["resources", "verify", "/nonexistent/medkb"]), "no such folder")
 
 

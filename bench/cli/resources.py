@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
@@ -10,7 +9,7 @@ from rich.table import Table
 
 from bench.cli.console import stdout_console, user_errors
 from bench.errors import UserError
-from bench.medkb import ENV_VAR
+from bench.medkb import ENV_VAR, locate_resources
 from bench.resource_tools import (BAD, DIFFERS, MISSING, OK, Keep, Transport, build_ddi, failure_summary,
                                   fetch_all, urllib_transport, verify_folder, write_ddi_pairs)
 
@@ -21,19 +20,6 @@ transport: Transport = urllib_transport
 
 _STYLE = {OK: "green", DIFFERS: "yellow", MISSING: "red", BAD: "bold red",
           "downloaded": "green", "skipped": "green", "present": "green", "kept": "yellow", "manual": "yellow"}
-
-
-def _folder(folder: Path | None) -> Path:
-    """DIR, else $MEDREC_RESOURCES; a clear message when neither names a folder."""
-    if folder is None:
-        env = os.environ.get(ENV_VAR)
-        if not env:
-            raise UserError(f"no folder to verify: pass DIR or set {ENV_VAR} "
-                            "(`bench resources fetch --to DIR` downloads one)")
-        folder = Path(env)
-    if not folder.is_dir():
-        raise UserError(f"{folder}: no such folder")
-    return folder
 
 
 def _table(title: str, columns: tuple[str, str, str], rows: list[tuple[str, str, str]]) -> Table:
@@ -75,7 +61,7 @@ def verify(
 ) -> None:
     """Check a resources folder; the help text is _VERIFY_HELP."""
     with user_errors():
-        folder = _folder(folder)
+        folder = locate_resources(folder)
         findings = verify_folder(folder)
         rows = [(f.name, f.status if f.required or f.status != MISSING else "missing (optional)", f.detail)
                 for f in findings]

@@ -42,7 +42,8 @@ def synth_raw(
     table.add_column("rows", justify="right")
     table.add_column("MB", justify="right")
     for entry in result.tables:
-        table.add_row(entry.name, str(entry.path.relative_to(result.out)), f"{entry.rows:,}", f"{entry.bytes / 1e6:,.1f}")
+        table.add_row(entry.name, str(entry.path.relative_to(result.out)), f"{entry.rows:,}",
+                      f"{entry.bytes / 1e6:,.1f}")
     console.print(table)
     total = sum(entry.bytes for entry in result.tables)
     console.print(f"{total / 1e6:,.1f} MB written in {result.seconds:.1f} s")
