@@ -38,11 +38,14 @@ def fit_minibatch(module: torch.nn.Module, *, train: Sequence[Sample], valid: Se
                   batch_loss: Callable[[np.ndarray], torch.Tensor],
                   predict: Callable[[Sequence[Sample]], np.ndarray], drug_vocab: Vocab,
                   epochs: int, batch_size: int, lr: float, weight_decay: float, patience: int,
-                  seed: int, progress: Progress, description: str) -> FitReport:
+                  seed: int, progress: Progress, description: str,
+                  on_epoch_end: Callable[[int], dict[str, float] | None] | None = None) -> FitReport:
     """Train `module` with Adam; return the report and leave the best-validation weights loaded.
 
     `batch_loss(indices)` gets int64 [batch] positions into `train` (so a model can precompute
     tensors for the whole training set once) and returns the scalar loss of that mini-batch.
+    `on_epoch_end(epoch)` runs after each epoch's updates, before validation (e.g. a DDI-loss
+    temperature schedule); what it returns is added to that epoch's history entry.
     """
     seed_everything(seed)
     rng = np.random.default_rng(seed)
@@ -62,9 +65,10 @@ def fit_minibatch(module: torch.nn.Module, *, train: Sequence[Sample], valid: Se
                 optimizer.step()
                 losses.append(float(loss.detach()))
                 bar.advance(1)
+            extra = (on_epoch_end(epoch) or {}) if on_epoch_end else {}
             module.eval()
             score = valid_prauc(predict, valid, drug_vocab)
-            report.history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "valid_prauc": score})
+            report.history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "valid_prauc": score, **extra})
             report.epochs = epoch
             bar.advance(0, status=f"epoch {epoch} loss {np.mean(losses):.4f} valid prauc {score:.4f}")
             if score > best or best_state is None:
