@@ -83,6 +83,9 @@ class SafeDrugModule(torch.nn.Module):
         self.train_mpnn = config.train_mpnn
         self.diagnosis_embedding = torch.nn.Embedding(n_diagnoses + 1, dim, padding_idx=0)
         self.procedure_embedding = torch.nn.Embedding(n_procedures + 1, dim, padding_idx=0)
+        for table in (self.diagnosis_embedding, self.procedure_embedding):   # as the released code
+            torch.nn.init.uniform_(table.weight, -0.1, 0.1)
+            table.weight.data[0] = 0.0
         self.dropout = torch.nn.Dropout(config.dropout)
         self.diagnosis_gru = torch.nn.GRU(dim, dim, batch_first=True)
         self.procedure_gru = torch.nn.GRU(dim, dim, batch_first=True)

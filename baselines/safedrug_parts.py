@@ -87,10 +87,10 @@ class MoleculeMPNN(torch.nn.Module):
     def forward(self, fingerprints: torch.Tensor, edge_index: torch.Tensor, atom_molecule: torch.Tensor,
                 n_molecules: int) -> torch.Tensor:
         h = self.embed(fingerprints)                                   # [N, dim]
-        src, dst = edge_index
+        src, dst = edge_index     # index_select, not hs[src]: its backward is deterministic on CPU threads
         for layer in self.layers:
             hs = torch.relu(layer(h))
-            h = F.normalize(hs + torch.zeros_like(hs).index_add(0, dst, hs[src]), dim=1)
+            h = F.normalize(hs + torch.zeros_like(hs).index_add(0, dst, hs.index_select(0, src)), dim=1)
         total = h.new_zeros(n_molecules, h.shape[1]).index_add(0, atom_molecule, h)
         atoms = torch.bincount(atom_molecule, minlength=n_molecules).clamp(min=1).unsqueeze(1)
         return total / atoms.to(h.dtype)

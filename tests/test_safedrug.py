@@ -16,6 +16,17 @@ from bench.progress import Progress
 from bench.protocol import Resources
 from bench.splits import split_patients
 
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: extra CPU threads only add spin time (and on a busy machine, a lot of it)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 MASK = torch.tensor([[1.0, 1.0, 0.0],    # drug 0 has substructures 0 and 1
                      [0.0, 0.0, 1.0]])   # drug 1 has substructure 2
 
@@ -100,6 +111,25 @@ def test_fingerprints_and_mpnn_on_ethanol():
     # molecules are separate graphs: changing molecule 0's atoms leaves molecule 1 (an isolated atom) as it was
     other = mpnn(torch.tensor([2, 2, 1, 0]), torch.tensor(edges), atom_molecule, 2)
     assert torch.equal(other[1], out[1]) and not torch.equal(other[0], out[0])
+
+
+def test_mpnn_gradients_are_deterministic_with_threads():
+    # hs[src]'s backward (index_put_ with accumulate) differed between identical runs on 2 CPU threads
+    torch.manual_seed(0)
+    n, e = 2000, 4000
+    fingerprints, edges = torch.randint(0, 50, (n,)), torch.randint(0, n, (2, e))
+    atom_molecule = torch.sort(torch.randint(0, 60, (n,))).values
+    mpnn = MoleculeMPNN(50, 16, layers=2)
+    torch.set_num_threads(2)
+    try:
+        grads = []
+        for _ in range(3):
+            mpnn.zero_grad()
+            mpnn(fingerprints, edges, atom_molecule, 60).sin().sum().backward()
+            grads.append(torch.cat([p.grad.flatten() for p in mpnn.parameters()]))
+    finally:
+        torch.set_num_threads(1)
+    assert all(torch.equal(grads[0], g) for g in grads[1:])
 
 
 def _tiny_resources() -> tuple[Resources, list[Sample]]:
