@@ -96,9 +96,10 @@ class SetAttentionBlock(nn.Module):
 class MoleRecModule(nn.Module):
     """MoleRec's network. `forward(batch)` -> logits [B, D].
 
-    1. Patient: per visit, the SUM of diagnosis and of procedure embeddings [B, V, d] (as the
-       originals), dropout, one GRU per code type; the two hidden states at the current visit,
-       concatenated [B, 2d] -> ReLU -> Linear -> query q [B, d].
+    1. Patient: per visit, the SUM of the diagnosis and of the procedure code embeddings [B, V, d]
+       (dropout on each code's embedding before the sum, as the originals), one GRU per code type;
+       the two hidden states at the current visit, concatenated [B, 2d] -> ReLU -> Linear -> query
+       q [B, d]. Earlier visits' drugs are not an input (as the paper).
     2. Relevance of each substructure to the patient: w = sigmoid(Linear(q)) [B, S].
     3. Molecules: GIN over every molecular graph -> g [M, d]. Substructures: a learned embedding
        table [S, d] -> SAB -> u [S, d].
@@ -145,8 +146,8 @@ class MoleRecModule(nn.Module):
 
     def patient_query(self, batch: VisitBatch) -> torch.Tensor:
         """[B, d]: the query at each sample's current visit (GRUs are causal: padding after it is inert)."""
-        dx = self.dropout(self.diagnosis_embedding(batch.diagnoses).sum(2))   # [B, V, d]
-        px = self.dropout(self.procedure_embedding(batch.procedures).sum(2))  # [B, V, d]
+        dx = self.dropout(self.diagnosis_embedding(batch.diagnoses)).sum(2)   # [B, V, L, d] -> [B, V, d]
+        px = self.dropout(self.procedure_embedding(batch.procedures)).sum(2)  # [B, V, d]
         rows = torch.arange(len(batch.lengths))
         hx = self.diagnosis_gru(dx)[0][rows, batch.last_index]                # [B, d]
         hp = self.procedure_gru(px)[0][rows, batch.last_index]
