@@ -102,7 +102,8 @@ class MoleculeMPNN(torch.nn.Module):
 class MaskedLinear(torch.nn.Module):
     """SafeDrug's bipartite masked layer, [B, S] -> [B, D]: y = x (W ⊙ H^T) + b with the fixed 0/1
     drug x substructure mask H [D, S], so drug d only sees its own BRICS substructures (a masked-out
-    weight gets no gradient and an input outside d's mask cannot change y[:, d])."""
+    weight gets no gradient and an input outside d's mask cannot change y[:, d]). The mask is not
+    row-normalised: each kept entry of W is learned, so it sets its own scale, as in the paper."""
 
     def __init__(self, mask: torch.Tensor):
         super().__init__()
