@@ -78,6 +78,7 @@ class GAMENetConfig:
     ddi_in_memory: bool = True
     use_ddi_loss: bool = True
     ddi_decision: Literal["sample", "batch"] = "sample"
+    ddi_loss_weight: float = 1.0
     temperature: float = 0.5
     decay: float = 0.85
     bce_weight: float = 0.9
@@ -93,7 +94,8 @@ class GAMENetConfig:
             "0 <= dropout < 1": 0 <= self.dropout < 1, "0 <= gcn_dropout < 1": 0 <= self.gcn_dropout < 1,
             "0 <= target_ddi <= 1": 0 <= self.target_ddi <= 1, "temperature > 0": self.temperature > 0,
             "0 < decay <= 1": 0 < self.decay <= 1, "bce_weight >= 0": self.bce_weight >= 0,
-            "margin_weight >= 0": self.margin_weight >= 0, "epochs >= 1": self.epochs >= 1,
+            "margin_weight >= 0": self.margin_weight >= 0,
+            "ddi_loss_weight >= 0": self.ddi_loss_weight >= 0, "epochs >= 1": self.epochs >= 1,
             "batch_size >= 1": self.batch_size >= 1, "patience >= 1": self.patience >= 1,
             "max_visits >= 1": self.max_visits >= 1, "ddi_decision sample|batch": self.ddi_decision in ("sample", "batch"),
         }
@@ -257,7 +259,7 @@ class GAMENet(TorchRecommender):
                 rates = ddi / pairs.clamp(min=1.0)
             use = torch.from_numpy(ddi_loss_mask(rates.numpy(), c.target_ddi, temperature, rng))
             counts["ddi_loss_samples"] += float(use.expand(len(loss)).sum())
-            loss = torch.where(use, ddi_loss(probs, self.ddi_adj), loss)
+            loss = torch.where(use, c.ddi_loss_weight * ddi_loss(probs, self.ddi_adj), loss)
         counts["samples"] += len(loss)
         return loss.mean()
 

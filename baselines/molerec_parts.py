@@ -17,7 +17,7 @@ from baselines.visits import VisitBatch, ddi_pair_score
 
 
 def anneal_beta(ddi_rate: float, target_ddi: float, kp: float) -> float:
-    """MoleRec's DDI weight annealing (paper section 4.5; the released training loop):
+    """MoleRec's DDI weight annealing (REFERENCE.md section 5; the released training loop):
     beta = min(exp(kp * (1 - ddi_rate / target_ddi)), 1). It is exactly 1 at or below the target
     (the accuracy loss alone) and decays exponentially above it, e.g. target 0.06, kp 2.5,
     ddi 0.09 -> exp(-1.25) = 0.287."""
@@ -170,13 +170,18 @@ class MoleRecModule(nn.Module):
             return part
         return torch.cat([g.expand(len(relevance), -1, -1), part], dim=-1)
 
-    def drug_logits(self, relevance: torch.Tensor) -> torch.Tensor:
-        """relevance w [B, S] -> logits [B, D]."""
+    def drug_pieces(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Batch-independent drug-level parts: P g [D, d], P a [D, S], u [S, d] (P = drug x molecule)."""
         g, u, a = self.molecules()
-        part = (self.drug_molecule @ a) @ (relevance.unsqueeze(-1) * u)      # [D, S] @ [B, S, d] -> [B, D, d]
+        return self.drug_molecule @ g, self.drug_molecule @ a, u
+
+    def drug_logits(self, relevance: torch.Tensor, pieces=None) -> torch.Tensor:
+        """relevance w [B, S] -> logits [B, D]; `pieces` = `drug_pieces()` when already computed."""
+        drug_global, drug_attention, u = self.drug_pieces() if pieces is None else pieces
+        part = drug_attention @ (relevance.unsqueeze(-1) * u)                # [D, S] @ [B, S, d] -> [B, D, d]
         if self.use_global:
-            part = torch.cat([(self.drug_molecule @ g).expand(len(relevance), -1, -1), part], dim=-1)
+            part = torch.cat([drug_global.expand(len(relevance), -1, -1), part], dim=-1)
         return self.score(part).squeeze(-1)
 
-    def forward(self, batch: VisitBatch) -> torch.Tensor:
-        return self.drug_logits(torch.sigmoid(self.relevance(self.patient_query(batch))))
+    def forward(self, batch: VisitBatch, pieces=None) -> torch.Tensor:
+        return self.drug_logits(torch.sigmoid(self.relevance(self.patient_query(batch))), pieces)

@@ -115,3 +115,17 @@ def test_tiny_fit_is_deterministic_and_handles_single_visits(tmp_path):
     np.testing.assert_array_equal(second.predict_proba(samples), scores)
     first.save(tmp_path / "m")
     np.testing.assert_array_equal(MoleRec.load(tmp_path / "m", _resources()).predict_proba(samples), scores)
+
+
+def test_inference_cache_follows_parameter_changes():
+    samples = _samples()
+    model = MoleRec(MoleRecConfig(dim=8, gin_layers=2), _resources())
+    first = model.predict_proba(samples)
+    np.testing.assert_array_equal(model.predict_proba(samples), first)
+    with torch.no_grad():
+        model.module.gin.atoms.tables[0].weight.add_(1.0)  # in place: bumps the version counter
+    changed = model.predict_proba(samples)
+    assert not np.array_equal(changed, first)
+    with torch.no_grad():  # the module's own forward, which encodes the molecules afresh
+        uncached = torch.sigmoid(model.module(model.encoder.encode(samples))).numpy()
+    np.testing.assert_allclose(changed, uncached, rtol=1e-6)
