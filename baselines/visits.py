@@ -44,14 +44,15 @@ class VisitEncoder:
             raise ValueError("max_visits must be >= 1")
         self.vocabs = vocabs
         self.max_visits = max_visits
-        self._cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        # Keyed by id(visit); the entry keeps the visit alive so that its id cannot be reused.
+        self._cache: dict[int, tuple[Visit, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
 
     def _codes(self, visit: Visit) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         key = id(visit)
         if key not in self._cache:
-            self._cache[key] = tuple(np.asarray(self.vocabs[t].encode(visit.codes(t)), dtype=np.int64)
-                                     for t in ("diagnosis", "procedure", "drug"))
-        return self._cache[key]
+            self._cache[key] = (visit, tuple(np.asarray(self.vocabs[t].encode(visit.codes(t)), dtype=np.int64)
+                                             for t in ("diagnosis", "procedure", "drug")))
+        return self._cache[key][1]
 
     def encode(self, samples: Sequence[Sample]) -> VisitBatch:
         n_drugs = len(self.vocabs["drug"])

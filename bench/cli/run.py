@@ -23,6 +23,7 @@ def run(
     data_dir: Path = typer.Option(None, help="raw tables of a MIMIC dataset (prepared and cached on first use)"),
     resources: Path = typer.Option(None, help="drug-knowledge folder (default: $MEDREC_RESOURCES)"),
     prep_set: list[str] = typer.Option(None, "--prep-set", help="preprocessing option key=value, see `bench prepare --help`"),
+    threads: int = typer.Option(None, help="torch CPU threads (default: torch's choice); recorded in run.json"),
 ) -> None:
     """Train MODEL on DATASET, evaluate the test split and write results/<dataset>/<model>/<run_id>/run.json.
 
@@ -38,7 +39,7 @@ def run(
         options = RunOptions(model=model, dataset=dataset, seed=seed, overrides=parse_assignments(set_),
                              threshold=threshold, protocol=protocol, split=split, ratios=ratios,
                              results_dir=results_dir, data_dir=data_dir, resources=resources,
-                             prep_overrides=parse_assignments(prep_set, option="--prep-set"))
+                             prep_overrides=parse_assignments(prep_set, option="--prep-set"), threads=threads)
         record, folder = run_model(options, RichProgressReporter())
     print_summary(record, folder)
 
