@@ -1,0 +1,40 @@
+"""`bench report`: one Markdown report of a dataset's latest runs (tables, significance, plots, provenance)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from bench.cli.console import user_errors
+
+
+def report(
+    dataset: str = typer.Option(..., "--dataset", "-d", help="the dataset to report on"),
+    out: Path = typer.Option(..., "--out", "-o", help="Markdown file to write; plots go to <stem>_plots/ beside it"),
+    vs: str = typer.Option(None, "--vs", help="reference MODEL of the significance table (default: logreg if it "
+                                              "has a run, else the first model by name)"),
+    results_dir: Path = typer.Option(Path("results"), help="folder that `bench run` wrote to"),
+    bootstrap: int = typer.Option(1000, "--bootstrap", help="bootstrap replicates of the significance table"),
+    seed: int = typer.Option(0, "--seed", help="random seed of the bootstrap"),
+) -> None:
+    """Write a Markdown report of the latest run of every model on DATASET.
+
+    Example: bench report --dataset synthetic --out reports/synthetic.md --vs logreg
+    """
+    with user_errors():
+        from bench.errors import UserError
+        from bench.report import write_report
+        from bench.results import latest_runs, read_runs
+
+        if out.suffix.lower() != ".md":
+            raise UserError(f"--out {out}: expected a Markdown file name ending in .md")
+        if out.is_dir():
+            raise UserError(f"--out {out}: is a folder; expected a Markdown file name ending in .md")
+        if bootstrap < 1:
+            raise UserError(f"--bootstrap must be at least 1, got {bootstrap}")
+        if not results_dir.is_dir():
+            raise UserError(f"--results-dir {results_dir}: no such folder (run `bench run` first)")
+        path = write_report(latest_runs(read_runs(results_dir), dataset), dataset, out, vs=vs,
+                            n_boot=bootstrap, seed=seed)
+    typer.echo(f"wrote {path}")

@@ -1,0 +1,128 @@
+"""`bench compare --vs/--plot` and `bench report` on real runs (popular, logreg) of synthetic-small."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from bench.cli import app
+from bench.progress import Progress
+from bench.results import Predictions, read_predictions, write_predictions, write_run
+from bench.runner import RunOptions, run
+from bench.timing import TimingOptions
+
+runner = CliRunner()
+FAST = TimingOptions(latency_samples=5, batch_size=16, min_seconds=0.0)
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> Path:
+    """popular and logreg (2 epochs) on synthetic-small, plus `oracle`: logreg's run with exact predictions."""
+    folder = tmp_path_factory.mktemp("results")
+    for model, overrides in (("popular", {}), ("logreg", {"epochs": "2"})):
+        record, run_folder = run(RunOptions(model=model, dataset="synthetic-small", results_dir=folder, timing=FAST,
+                                            overrides=overrides, save_model=False), Progress())
+    preds = read_predictions(run_folder)
+    oracle = run_folder.parent.parent / "oracle" / "run-oracle"
+    write_predictions(oracle, Predictions(target=preds.target, predicted=preds.target,
+                                          scores=preds.target.astype(np.float32), patient_id=preds.patient_id,
+                                          visit_index=preds.visit_index, drugs=preds.drugs))
+    write_run(oracle, {**record, "run_id": "run-oracle", "model": {"name": "oracle", "config": {}}})
+    return folder
+
+
+def test_compare_vs_marks_significant_differences(results):
+    out = runner.invoke(app, ["compare", "--results-dir", str(results), "--vs", "popular", "-f", "md",
+                              "--bootstrap", "300", "--seed", "1"])
+    assert out.exit_code == 0, out.output
+    assert "paired bootstrap vs popular" in out.output and "300 replicates" in out.output
+    paired = out.output[out.output.index("paired bootstrap"):]
+    [oracle] = [line for line in paired.splitlines() if line.startswith("| synthetic-small | oracle |")]
+    cells = [c.strip() for c in oracle.strip("|").split("|")][2:]
+    assert len(cells) == 5 and "n/a" not in oracle  # DDI found: the dataset graph was rebuilt and checked
+    jaccard, f1, prauc = cells[:3]
+    for cell in (jaccard, f1, prauc):
+        diff = float(re.match(r"([+-][0-9.]+)\*", cell).group(1))
+        low, high = map(float, re.search(r"\[([+-][0-9.]+), ([+-][0-9.]+)\]", cell).groups())
+        assert diff > 0 and 0 < low <= diff <= high
+    assert not any(line.startswith("| synthetic-small | popular |") for line in paired.splitlines())
+
+
+def test_compare_vs_every_format(results):
+    for fmt in ("table", "latex", "csv"):
+        out = runner.invoke(app, ["compare", "--results-dir", str(results), "--vs", "logreg", "-f", fmt,
+                                  "--bootstrap", "50"])
+        assert out.exit_code == 0, out.output
+        assert "oracle" in out.output and "popular" in out.output
+    csv_rows = out.output.split("\n\n")[1].splitlines()  # the last format was csv: main table, blank line, paired
+    assert csv_rows[0].startswith("dataset,model,reference,jaccard_diff,jaccard_low,jaccard_high,jaccard_p")
+
+
+def _assert_png(path: Path) -> None:
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC and len(data) > 10_000, path
+
+
+def test_compare_plot_writes_pngs(results, tmp_path):
+    out = runner.invoke(app, ["compare", "--results-dir", str(results), "--plot", str(tmp_path / "plots")])
+    assert out.exit_code == 0, out.output
+    names = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert names == ["synthetic-small-ddi-jaccard.png", "synthetic-small-frontier.png", "synthetic-small-visits.png"]
+    for name in names:
+        _assert_png(tmp_path / "plots" / name)
+
+
+def test_model_colours_are_stable():
+    from bench.plots import model_colours
+
+    a, b = model_colours(["popular", "logreg"]), model_colours(["logreg"])
+    assert a["logreg"] == b["logreg"] and a["popular"] != a["logreg"]
+
+
+def test_report_has_its_sections_and_links(results, tmp_path):
+    out_file = tmp_path / "reports" / "small.md"
+    out = runner.invoke(app, ["report", "--dataset", "synthetic-small", "--out", str(out_file),
+                              "--results-dir", str(results), "--bootstrap", "100"])
+    assert out.exit_code == 0, out.output
+    text = out_file.read_text()
+    for heading in ("# medrec-bench report: synthetic-small", "## Dataset", "## Results",
+                    "## Paired significance against logreg", "## Figures", "## Runs",
+                    "### logreg: run", "### popular: run", "### oracle: run"):
+        assert heading in text, heading
+    record = json.loads(next(results.glob("synthetic-small/logreg/*/run.json")).read_text())
+    for expected in (record["dataset"]["hash"], record["git"]["sha"] or "None", "numpy=", "epochs=2",
+                     "| synthetic-small | oracle |"):
+        assert expected in text, expected
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert len(links) == 3 and all(link.startswith("small_plots/") for link in links)
+    for link in links:
+        _assert_png(out_file.parent / link)
+    assert not list(out_file.parent.glob(".*.tmp"))
+
+
+def test_report_user_errors(results, tmp_path):
+    for args, expected in ((["--out", str(tmp_path / "r.txt")], "--out"),
+                           (["--out", str(tmp_path / "r.md"), "--vs", "nosuch"], "--vs 'nosuch'"),
+                           (["--out", str(tmp_path / "r.md"), "--dataset", "mimic3"], "--dataset 'mimic3'")):
+        argv = ["report", "--dataset", "synthetic-small", "--results-dir", str(results), *args]
+        if "--dataset" in args:
+            argv = ["report", "--results-dir", str(results), *args]
+        out = runner.invoke(app, argv)
+        assert out.exit_code == 2 and expected in out.output and "Traceback" not in out.output, out.output
+
+
+def test_compare_without_plot_does_not_import_matplotlib(results):
+    code = ("import sys; from bench.cli import app; from typer.testing import CliRunner; "
+            f"r = CliRunner().invoke(app, ['compare', '--results-dir', {str(results)!r}]); "
+            "CliRunner().invoke(app, ['ls', 'models']); "
+            "sys.exit(r.exit_code or (2 if 'matplotlib' in sys.modules else 0))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
