@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from bench.cli import compare, ls, prepare, resources, run, synth_raw
+from bench.cli import compare, ls, prepare, report, resources, run, synth_raw
+from bench.cli import prompts as prompts_cli
 
 app = typer.Typer(help="medrec-bench: train, evaluate and compare medication recommenders.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -12,7 +13,9 @@ app.command("ls")(ls.ls)
 app.command("prepare")(prepare.prepare)
 app.command("run")(run.run)
 app.command("compare")(compare.compare)
+app.command("report")(report.report)
 app.command("synth-raw")(synth_raw.synth_raw)
+app.command("prompts")(prompts_cli.prompts)
 app.add_typer(resources.app, name="resources")
 
 
