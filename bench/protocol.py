@@ -68,3 +68,16 @@ class Recommender(Protocol):
     def load(cls, path: Path, resources: Resources) -> Self: ...
 
     def n_params(self) -> int: ...
+
+
+def is_hard(model: object) -> bool:
+    """True for models whose `predict_proba` returns 0/1 decisions rather than scores (a generating
+    LLM): PRAUC is then undefined and reported as null."""
+    return bool(getattr(model, "hard_predictions", False))
+
+
+def prediction_notes(model: object) -> dict[str, Any]:
+    """What a model reports about its latest `predict_proba` call (e.g. the plain LLM's
+    out-of-corpus rate); {} for most models."""
+    notes = getattr(model, "prediction_notes", None)
+    return dict(notes()) if callable(notes) else {}

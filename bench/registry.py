@@ -45,6 +45,12 @@ MODELS: dict[str, ModelEntry] = {
         ModelEntry("molerec", "baselines.molerec:MoleRec",
                    "GRUs over visits; GIN molecules, set-transformer substructures, molecule-substructure attention",
                    "Yang et al., WWW 2023"),
+        ModelEntry("plain-llm", "baselines.plain_llm:PlainLLM",
+                   "a generating LLM reads LEADER's prompt and writes class names, matched to ATC3 (hard predictions)",
+                   "LLM baseline of Liu et al., arXiv 2402.02803"),
+        ModelEntry("leader-teacher", "leader.teacher:LeaderTeacher",
+                   "LEADER(T): LLM (LoRA) over the patient prompt, last-token state -> drug output layer",
+                   "Liu et al., arXiv 2402.02803"),
     ]
 }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from bench.data import PROTOCOLS, make_samples, target_matrix
 from bench.errors import UserError
 from bench.loading import build_resources, load_bundle
 from bench.progress import Progress
+from bench.protocol import is_hard, prediction_notes
 from bench.provenance import device_info, git_state, package_versions
 from bench.registry import REPO_ROOT, dataset_card, model_class
 from bench.results import GROUPS, SCHEMA_VERSION, Predictions, run_dir, write_predictions, write_run
@@ -44,6 +45,7 @@ class RunOptions:
     cache_dir: Path | None = None
     timing: TimingOptions = TimingOptions()
     save_model: bool = True
+    threads: int | None = None
 
     def check(self) -> None:
         """Validate everything cheap before any work starts."""
@@ -59,6 +61,8 @@ class RunOptions:
             raise UserError(f"--ratios: {exc}") from None
         if not 0.0 < self.threshold < 1.0:
             raise UserError(f"--threshold must be between 0 and 1, got {self.threshold}")
+        if self.threads is not None and self.threads < 1:
+            raise UserError(f"--threads must be at least 1, got {self.threads}")
 
 
 def new_run_id() -> str:
@@ -68,6 +72,11 @@ def new_run_id() -> str:
 def run(options: RunOptions, progress: Progress) -> tuple[dict[str, Any], Path]:
     """Train and evaluate one model on one dataset; returns the run record and its folder."""
     options.check()
+    if options.threads is not None:
+        import torch  # only here: `bench run --model popular` need not pay for torch otherwise
+
+        # Small models on few cores run many times faster with one thread than with a busy pool.
+        torch.set_num_threads(options.threads)
     cls = model_class(options.model)
     with progress.task(f"prepare {options.dataset}", total=None) as bar:
         bundle = load_bundle(options.dataset, data_dir=options.data_dir, resources=options.resources,
@@ -91,14 +100,17 @@ def run(options: RunOptions, progress: Progress) -> tuple[dict[str, Any], Path]:
 
     with progress.task(f"evaluate {options.model}", total=2) as bar:
         scores = model.predict_proba(test)
+        notes = prediction_notes(model)  # about the test predictions, before timing calls predict again
         bar.advance(1)
-        timing = measure_inference(model, test, options.timing)
+        timing = measure_inference(model, test, _timing_options(options.timing, cls))
         bar.advance(1)
     targets = target_matrix(test, bundle.drug_vocab)
     single = np.array([s.is_single_visit for s in test])
     patient_ids = np.array([s.patient.id for s in test])
+    hard = is_hard(model)
     evaluation = metrics.evaluate(
-        targets, scores, threshold=options.threshold, ddi_adj=bundle.ddi_matrix(),
+        targets, None if hard else scores, y_pred=(scores >= 0.5) if hard else None,
+        threshold=options.threshold, ddi_adj=bundle.ddi_matrix(),
         groups={"all": np.ones(len(test), bool), "single_visit": single, "multi_visit": ~single},
         patient_ids=patient_ids if options.protocol == "every" else None,
         rounds=options.rounds, fraction=options.fraction, replace=options.replace, seed=options.seed)
@@ -107,7 +119,8 @@ def run(options: RunOptions, progress: Progress) -> tuple[dict[str, Any], Path]:
     folder = run_dir(options.results_dir, options.dataset, options.model, run_id)
     folder.mkdir(parents=True, exist_ok=True)
     write_predictions(folder, Predictions(
-        target=targets, predicted=scores >= options.threshold, scores=scores, patient_id=patient_ids,
+        target=targets, predicted=scores >= (0.5 if hard else options.threshold), scores=None if hard else scores,
+        patient_id=patient_ids,
         visit_index=np.array([s.index for s in test]), drugs=bundle.drug_vocab.tokens))
     if options.save_model:
         model.save(folder / "model")
@@ -118,7 +131,7 @@ def run(options: RunOptions, progress: Progress) -> tuple[dict[str, Any], Path]:
         "git": git_state(REPO_ROOT),
         "versions": package_versions(),
         "device": device_info(),
-        "model": {"name": options.model, "config": config_to_dict(model.config)},
+        "model": {"name": options.model, "config": config_to_dict(model.config), "hard_predictions": hard},
         "dataset": {"name": options.dataset, "hash": bundle.hash, "n_train": len(train),
                     "n_valid": len(valid), "n_test": len(test), "n_drugs": len(bundle.drug_vocab),
                     "data_dir": None if options.data_dir is None else str(options.data_dir),
@@ -134,9 +147,17 @@ def run(options: RunOptions, progress: Progress) -> tuple[dict[str, Any], Path]:
         "timing": {"fit_seconds": fit_seconds, **timing, "peak_rss_mb": peak_rss_mb(),
                    "n_params": model.n_params()},
         "fit": asdict(report),
+        "prediction_notes": notes,
     }
     write_run(folder, record)
     return record, folder
+
+
+def _timing_options(options: TimingOptions, cls: type) -> TimingOptions:
+    """A model may ask for fewer batch-1 latency calls (an LLM takes seconds per call); the number
+    used is recorded in run.json as timing.latency_calls."""
+    fewer = getattr(cls, "latency_samples", None)
+    return replace(options, latency_samples=min(options.latency_samples, fewer)) if fewer else options
 
 
 def _metrics_entry(result: dict[str, Any]) -> dict[str, Any]:

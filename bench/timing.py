@@ -49,4 +49,5 @@ def measure_inference(model: Recommender, samples: Sequence[Sample], options: Ti
             break
     return {"latency_ms_p50": float(np.percentile(latencies, 50)),
             "latency_ms_p95": float(np.percentile(latencies, 95)),
-            "throughput_per_s": done / elapsed, "throughput_batch_size": options.batch_size}
+            "throughput_per_s": done / elapsed, "throughput_batch_size": options.batch_size,
+            "latency_calls": options.latency_samples}

@@ -1,0 +1,284 @@
+"""LEADER(T): an LLM reads the patient prompt; a new output layer scores every drug.
+
+Liu et al., "Large Language Model Distilled Medication Recommendation Model" (arXiv 2402.02803);
+REFERENCE.md section 4. The prompt (leader/prompts.py) gets an EOS token appended; the final-layer
+hidden state of the last non-pad token h [B, H] goes through Linear(H, n_drugs, bias=False) -> logits
+[B, n_drugs], trained with BCE-with-logits on the multi-hot drugs. This output layer replaces text
+generation, so every prediction is a drug of the vocabulary. The LLM is adapted with LoRA (peft,
+r 8, alpha 32, dropout 0.1 on the q,k,v,o,gate,up,down projections); `lora=false` freezes it and
+trains the output layer alone.
+
+Training: AdamW, linear decay, `steps` optimiser steps of `batch_size` x `grad_accum` prompts, through
+`accelerate` (one process here; several GPUs under `accelerate launch`), fp32 on CPU, bf16 (else
+fp16) autocast on a GPU. The paper's settings: `--set steps=3000 batch_size=4 grad_accum=8
+max_tokens=2048` (MIMIC-IV: steps=4000) with base_model=PATH to LLaMA-7B on GPUs; the defaults here
+are sized so that smollm2-135m on `synthetic` trains, evaluates and is timed in about half an hour
+on 2 CPU cores (see `TeacherConfig`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import numpy as np
+import torch
+
+from bench.data import Sample, target_matrix
+from bench.model_base import BaseRecommender
+from bench.progress import Progress
+from bench.protocol import FitReport, Resources
+from bench.training import seed_everything
+from leader.base_models import load_tokenizer, quiet_transformers, resolve_base_model
+from leader.llm_inputs import Pooling, encode_prompts, length_sorted, pool_hidden
+from leader.prompts import fit_prompts
+
+LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """LoRA and optimiser settings from the paper; steps, batch and token budget sized for CPU.
+
+    CPU defaults (smollm2-135m, 2 cores): 300 steps of 4 x 2 prompts (2,400 training prompts, about
+    a quarter of synthetic's training visits) with a 384-token budget (oldest history lines dropped
+    first) — the paper uses 3000 steps of 32 prompts up to 2048 tokens. `max_history` 3 as in the
+    paper. `pooling`: `last` (the paper) or `mean` over the prompt's tokens.
+    """
+
+    base_model: str = "smollm2-135m"
+    lora: bool = True
+    lora_r: int = 8
+    lora_alpha: int = 32
+    lora_dropout: float = 0.1
+    lora_targets: str = LORA_TARGETS
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    steps: int = 300
+    batch_size: int = 4
+    grad_accum: int = 2
+    max_tokens: int = 384
+    max_history: int = 3
+    pooling: Literal["last", "mean"] = "last"
+    padding_side: Literal["left", "right"] = "right"
+    predict_batch_size: int = 16
+    gradient_checkpointing: bool = False
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        checks = {"lora_r >= 1": self.lora_r >= 1, "lora_alpha > 0": self.lora_alpha > 0,
+                  "0 <= lora_dropout < 1": 0 <= self.lora_dropout < 1, "lr > 0": self.lr > 0,
+                  "weight_decay >= 0": self.weight_decay >= 0, "steps >= 1": self.steps >= 1,
+                  "batch_size >= 1": self.batch_size >= 1, "grad_accum >= 1": self.grad_accum >= 1,
+                  "max_tokens >= 8": self.max_tokens >= 8, "max_history >= 0": self.max_history >= 0,
+                  "pooling last|mean": self.pooling in ("last", "mean"),
+                  "padding_side left|right": self.padding_side in ("left", "right"),
+                  "predict_batch_size >= 1": self.predict_batch_size >= 1,
+                  "lora_targets not empty": bool(self.lora_targets.strip())}
+        failed = [name for name, ok in checks.items() if not ok]
+        if failed:
+            raise ValueError("need " + ", ".join(failed))
+
+
+class DrugScorer(torch.nn.Module):
+    """The LLM body (no LM head) and LEADER's output layer: prompts -> pooled hidden [B, H] -> logits [B, D]."""
+
+    def __init__(self, body: torch.nn.Module, hidden: int, n_drugs: int, pooling: Pooling):
+        super().__init__()
+        self.body = body
+        self.head = torch.nn.Linear(hidden, n_drugs, bias=False)
+        self.pooling = pooling
+
+    def features(self, input_ids, attention_mask, position_ids) -> torch.Tensor:
+        out = self.body(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids)
+        return pool_hidden(out.last_hidden_state, attention_mask, self.pooling).float()
+
+    def forward(self, input_ids, attention_mask, position_ids) -> torch.Tensor:
+        return self.head(self.features(input_ids, attention_mask, position_ids))
+
+
+class LeaderTeacher(BaseRecommender):
+    name: ClassVar[str] = "leader-teacher"
+    needs: ClassVar[frozenset[str]] = frozenset({"text"})
+    Config = TeacherConfig
+    latency_samples: ClassVar[int] = 20  # batch-1 calls take ~0.1-0.3 s each with smollm2 on CPU
+    smoke_options: ClassVar[dict[str, str]] = {"base_model": "tiny-llama", "steps": "3", "batch_size": "4",
+                                               "grad_accum": "1", "max_tokens": "256", "lr": "1e-3"}
+
+    def __init__(self, config: TeacherConfig, resources: Resources):
+        super().__init__(config, resources)
+        if resources.titles is None:
+            raise ValueError("leader-teacher needs code titles (resources built with 'text')")
+        self.device = torch.device(_pick_device(config.device))
+        self.tokenizer = load_tokenizer(config.base_model)
+        self.scorer = self._build(seed=0)
+
+    # --- model ----------------------------------------------------------------------------------
+    def _build(self, seed: int) -> DrugScorer:
+        from transformers import AutoModel
+
+        quiet_transformers()
+        torch.manual_seed(seed)
+        c = self.config
+        body = AutoModel.from_pretrained(resolve_base_model(c.base_model), dtype=torch.float32)
+        for p in body.parameters():
+            p.requires_grad_(False)
+        if c.lora:
+            from peft import LoraConfig, get_peft_model
+
+            body = get_peft_model(body, LoraConfig(
+                r=c.lora_r, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout, bias="none",
+                target_modules=[t.strip() for t in c.lora_targets.split(",") if t.strip()]))
+        if c.gradient_checkpointing:
+            body.gradient_checkpointing_enable()
+            body.enable_input_require_grads()
+        return DrugScorer(body, body.config.hidden_size, self.resources.n_drugs, c.pooling).to(self.device)
+
+    @property
+    def hidden_size(self) -> int:
+        return self.scorer.head.in_features
+
+    def prompts(self, samples: Sequence[Sample]) -> list[str]:
+        c = self.config
+        return [p.text for p in fit_prompts(samples, self.resources.titles, self.tokenizer, c.max_tokens, c.max_history)]
+
+    def _inputs(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        batch = encode_prompts(self.tokenizer, texts, max_tokens=self.config.max_tokens,
+                               padding_side=self.config.padding_side)
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+    # --- training -------------------------------------------------------------------------------
+    def fit(self, train: Sequence[Sample], valid: Sequence[Sample], *, seed: int,
+            progress: Progress) -> FitReport:
+        from accelerate import Accelerator
+
+        c = self.config
+        seed_everything(seed)
+        self.scorer = self._build(seed)
+        accelerator = Accelerator(gradient_accumulation_steps=c.grad_accum, cpu=self.device.type == "cpu",
+                                  mixed_precision=_mixed_precision(self.device))
+        params = [p for p in self.scorer.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1.0 - step / c.steps))
+        texts = self.prompts(train)
+        targets = torch.from_numpy(target_matrix(train, self.resources.vocabs["drug"]).astype(np.float32))
+        loader = torch.utils.data.DataLoader(range(len(train)), batch_size=c.batch_size, shuffle=True,
+                                             generator=torch.Generator().manual_seed(seed), drop_last=False)
+        scorer, optimizer, loader, schedule = accelerator.prepare(self.scorer, optimizer, loader, schedule)
+        scorer.train()
+        if not c.lora:
+            accelerator.unwrap_model(scorer).body.eval()  # frozen: no dropout in the LLM
+        report, losses, step = FitReport(), [], 0
+        with progress.task(f"fit {self.name}", total=c.steps) as bar:
+            while step < c.steps:
+                for indices in loader:
+                    with accelerator.accumulate(scorer):
+                        batch = self._inputs([texts[i] for i in indices.tolist()])
+                        logits = scorer(**batch)
+                        loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                            logits, targets[indices.cpu()].to(logits.device))
+                        accelerator.backward(loss)
+                        optimizer.step()
+                        schedule.step()
+                        optimizer.zero_grad()
+                    losses.append(float(loss.detach()))
+                    if accelerator.sync_gradients:
+                        step += 1
+                        bar.advance(1, status=f"step {step} loss {np.mean(losses[-c.grad_accum * 10:]):.4f}")
+                        if step % 10 == 0 or step == c.steps:
+                            report.history.append({"step": step, "train_loss": float(np.mean(losses[-c.grad_accum * 10:]))})
+                        if step >= c.steps:
+                            break
+        self.scorer = accelerator.unwrap_model(scorer)
+        report.epochs = -(-step * c.batch_size * c.grad_accum // max(len(train), 1))
+        report.notes = {"steps": step, "prompts_seen": step * c.batch_size * c.grad_accum,
+                        "train_samples": len(train), "trainable_params": int(sum(p.numel() for p in params))}
+        return report
+
+    # --- inference ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _forward_all(self, samples: Sequence[Sample], features: bool) -> np.ndarray:
+        width = self.hidden_size if features else self.resources.n_drugs
+        out = np.zeros((len(samples), width), dtype=np.float32)
+        if not samples:
+            return out
+        self.scorer.eval()
+        texts = self.prompts(samples)
+        order = length_sorted(texts)
+        size = self.config.predict_batch_size
+        with torch.autocast(self.device.type, dtype=_autocast_dtype(self.device), enabled=self.device.type == "cuda"):
+            for start in range(0, len(order), size):
+                rows = order[start:start + size]
+                batch = self._inputs([texts[i] for i in rows])
+                values = self.scorer.features(**batch) if features else torch.sigmoid(self.scorer(**batch))
+                out[rows] = values.float().cpu().numpy()
+        return out
+
+    def predict_proba(self, samples: Sequence[Sample]) -> np.ndarray:
+        """float32 [n, n_drugs]."""
+        return self._forward_all(samples, features=False)
+
+    def hidden_features(self, samples: Sequence[Sample]) -> np.ndarray:
+        """float32 [n, hidden]: the pooled last-layer state the output layer reads (what the student
+        distils, REFERENCE.md section 4)."""
+        return self._forward_all(samples, features=True)
+
+    # --- state ----------------------------------------------------------------------------------
+    def state(self) -> dict[str, np.ndarray]:
+        """The output layer and, with LoRA, the adapter weights (the frozen base is not saved)."""
+        state = {"head.weight": self.scorer.head.weight.detach().cpu().numpy()}
+        if self.config.lora:
+            from peft import get_peft_model_state_dict
+
+            state |= {"adapter." + k: v.detach().cpu().numpy()
+                      for k, v in get_peft_model_state_dict(self.scorer.body).items()}
+        return state
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        self.scorer.head.weight.data.copy_(torch.from_numpy(state["head.weight"]))
+        if self.config.lora:
+            from peft import set_peft_model_state_dict
+
+            adapter = {k.removeprefix("adapter."): torch.from_numpy(v.copy())
+                       for k, v in state.items() if k.startswith("adapter.")}
+            result = set_peft_model_state_dict(self.scorer.body, adapter)
+            unexpected = getattr(result, "unexpected_keys", [])
+            if unexpected:
+                raise ValueError(f"adapter weights do not fit the base model: {unexpected[:3]}")
+
+    def save(self, path: Path) -> None:
+        """config.json + weights.safetensors (output layer and adapter); also the adapter alone as a
+        peft folder (adapter/) and the output layer's drug order, for use outside this project."""
+        super().save(path)
+        if self.config.lora:
+            self.scorer.body.save_pretrained(path / "adapter")
+        (path / "adapter").mkdir(exist_ok=True)
+        (path / "adapter" / "drug_head_columns.json").write_text(
+            json.dumps(list(self.resources.vocabs["drug"].tokens)) + "\n")
+
+    def n_params(self) -> int:
+        """Every parameter used at inference: the LLM, the adapter and the output layer."""
+        return int(sum(p.numel() for p in self.scorer.parameters()))
+
+
+def _pick_device(choice: str) -> str:
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if choice.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {choice!r} asked for but no GPU is visible")
+    return choice
+
+
+def _autocast_dtype(device: torch.device) -> torch.dtype:
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16
+
+
+def _mixed_precision(device: torch.device) -> str:
+    if device.type != "cuda":
+        return "no"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
