@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MetricSpec", "METRICS", "per_sample_metrics", "aggregate", "evaluate"]
+__all__ = ["MetricSpec", "METRICS", "per_sample_metrics", "aggregate", "per_patient", "evaluate"]
 
 
 @dataclass(frozen=True)
@@ -208,8 +208,17 @@ def aggregate(per_sample: dict[str, np.ndarray], index: np.ndarray | None = None
     return out
 
 
-def _per_patient(ps: dict[str, np.ndarray], patient_ids: np.ndarray) -> dict[str, np.ndarray]:
-    """Collapse per-sample arrays [n] into per-patient arrays [n_patients]."""
+def per_patient(ps: dict[str, np.ndarray], patient_ids: np.ndarray) -> dict[str, np.ndarray]:
+    """Collapse per-sample arrays [n] into per-patient units [n_patients] (patients in ascending id order).
+
+    Args:
+        ps: output of :func:`per_sample_metrics` (arrays [n]).
+        patient_ids: [n] patient of each sample.
+
+    Returns:
+        per-patient means of 'jaccard', 'f1', 'prauc' (if present); sums of the DDI pair counts and of
+        'avg_drugs' (total drugs); 'n_visits' (samples per patient). :func:`aggregate` pools these.
+    """
     _, inv = np.unique(patient_ids, return_inverse=True)
     inv = inv.ravel()
     cnt = np.bincount(inv).astype(float)
@@ -280,7 +289,7 @@ def evaluate(
         if mask.shape != (n,):
             raise ValueError(f"groups[{name!r}] must be a bool mask of shape ({n},), got {mask.shape}")
         sub = {k: v[mask] for k, v in ps.items()}
-        units = sub if patient_ids is None else _per_patient(sub, patient_ids[mask])
+        units = sub if patient_ids is None else per_patient(sub, patient_ids[mask])
         n_units = len(units["jaccard"])
         point: dict[str, float | None] = dict.fromkeys(METRICS)
         spread: dict[str, dict[str, float | None]] = {k: {"mean": None, "std": None} for k in METRICS}

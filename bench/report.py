@@ -2,8 +2,8 @@
 
 Sections: dataset summary, the main comparison table, the paired significance table against a reference
 model, the plots (PNGs in `<stem>_plots/` next to the report, linked relatively), and each run's
-config, seed, git sha and package versions. Built from the results files only (plus the dataset's DDI
-graph for the paired DDI rate, see bench.compare.ddi_adjacency).
+config, seed, git sha and package versions. Built from the results files only (the paired DDI rate
+uses the DDI graph stored with each run's predictions, see bench.paired).
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from bench.compare import paired_table, render, render_paired
+from bench.compare import render
 from bench.errors import UserError
 from bench.io import atomic_write_text
+from bench.paired import paired_table, render_paired
 
 DEFAULT_REFERENCE = "logreg"
 TIMING_KEYS = ("fit_seconds", "latency_ms_p50", "throughput_per_s", "peak_rss_mb", "n_params")

@@ -49,7 +49,10 @@ def write_run(folder: Path, record: dict[str, Any]) -> Path:
 @dataclass(frozen=True)
 class Predictions:
     """scores float32 [n, n_drugs] (None for hard-prediction models), predicted bool [n, n_drugs] at the
-    run's threshold, target bool [n, n_drugs], patient_id / visit_index int64 [n], drug column names."""
+    run's threshold, target bool [n, n_drugs], patient_id / visit_index int64 [n], drug column names,
+    and ddi_adj bool [n_drugs, n_drugs] (symmetric, False diagonal, columns = `drugs`): the DDI graph the
+    run's DDI rates were computed with, so `bench compare --vs` needs nothing but this file (None in files
+    written before the graph was stored)."""
 
     target: np.ndarray
     predicted: np.ndarray
@@ -57,6 +60,7 @@ class Predictions:
     patient_id: np.ndarray
     visit_index: np.ndarray
     drugs: tuple[str, ...]
+    ddi_adj: np.ndarray | None = None
 
 
 def write_predictions(folder: Path, predictions: Predictions) -> None:
@@ -65,6 +69,8 @@ def write_predictions(folder: Path, predictions: Predictions) -> None:
               "visit_index": predictions.visit_index.astype(np.int64)}
     if predictions.scores is not None:
         arrays["scores"] = predictions.scores.astype(np.float32)
+    if predictions.ddi_adj is not None:
+        arrays["ddi_adj"] = _checked_ddi_adj(predictions.ddi_adj, len(predictions.drugs)).astype(np.uint8)
     with atomic_path(folder / PREDICTIONS_FILE) as tmp:
         save_file(arrays, str(tmp), metadata={"drugs": json.dumps(list(predictions.drugs))})
 
@@ -76,9 +82,24 @@ def read_predictions(folder: Path) -> Predictions:
     with safe_open(str(path), framework="numpy") as handle:
         drugs = tuple(json.loads(handle.metadata()["drugs"]))
     arrays = load_file(str(path))
+    ddi_adj = arrays.get("ddi_adj")
     return Predictions(target=arrays["target"].astype(bool), predicted=arrays["predicted"].astype(bool),
                        scores=arrays.get("scores"), patient_id=arrays["patient_id"],
-                       visit_index=arrays["visit_index"], drugs=drugs)
+                       visit_index=arrays["visit_index"], drugs=drugs,
+                       ddi_adj=None if ddi_adj is None else _checked_ddi_adj(ddi_adj, len(drugs)))
+
+
+def _checked_ddi_adj(adj: np.ndarray, n_drugs: int) -> np.ndarray:
+    """`adj` as bool [n_drugs, n_drugs]; ValueError unless it is 0/1, symmetric, with a False diagonal."""
+    adj = np.asarray(adj)
+    if adj.shape != (n_drugs, n_drugs):
+        raise ValueError(f"ddi_adj has shape {adj.shape}, expected ({n_drugs}, {n_drugs}) for the drug columns")
+    if not np.isin(adj, (0, 1)).all():
+        raise ValueError("ddi_adj must hold only 0/1 values")
+    adj = adj.astype(bool)
+    if (adj != adj.T).any() or adj.diagonal().any():
+        raise ValueError("ddi_adj must be symmetric with a False diagonal")
+    return adj
 
 
 def read_runs(results_dir: Path) -> list[dict[str, Any]]:

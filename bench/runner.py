@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from dataclasses import asdict, dataclass, field, replace
@@ -108,21 +109,25 @@ def run(options: RunOptions, progress: Progress) -> tuple[dict[str, Any], Path]:
     single = np.array([s.is_single_visit for s in test])
     patient_ids = np.array([s.patient.id for s in test])
     hard = is_hard(model)
+    ddi_adj = bundle.ddi_matrix()  # for the metrics and stored with the predictions
     evaluation = metrics.evaluate(
         targets, None if hard else scores, y_pred=(scores >= 0.5) if hard else None,
-        threshold=options.threshold, ddi_adj=bundle.ddi_matrix(),
+        threshold=options.threshold, ddi_adj=ddi_adj,
         groups={"all": np.ones(len(test), bool), "single_visit": single, "multi_visit": ~single},
         patient_ids=patient_ids if options.protocol == "every" else None,
         rounds=options.rounds, fraction=options.fraction, replace=options.replace, seed=options.seed)
 
     run_id = new_run_id()
     folder = run_dir(options.results_dir, options.dataset, options.model, run_id)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_predictions(folder, Predictions(
-        target=targets, predicted=scores >= (0.5 if hard else options.threshold), scores=None if hard else scores,
-        patient_id=patient_ids,
-        visit_index=np.array([s.index for s in test]), drugs=bundle.drug_vocab.tokens))
-    if options.save_model:
+    # Under `accelerate launch` every process runs this function; only the main one writes.
+    writer = int(os.environ.get("RANK", "0")) == 0
+    if writer:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_predictions(folder, Predictions(
+            target=targets, predicted=scores >= (0.5 if hard else options.threshold),
+            scores=None if hard else scores, patient_id=patient_ids,
+            visit_index=np.array([s.index for s in test]), drugs=bundle.drug_vocab.tokens, ddi_adj=ddi_adj))
+    if writer and options.save_model:
         model.save(folder / "model")
     record = {
         "schema_version": SCHEMA_VERSION,
@@ -149,7 +154,8 @@ def run(options: RunOptions, progress: Progress) -> tuple[dict[str, Any], Path]:
         "fit": asdict(report),
         "prediction_notes": notes,
     }
-    write_run(folder, record)
+    if writer:
+        write_run(folder, record)
     return record, folder
 
 

@@ -76,7 +76,7 @@ def ratio_terms(per_sample: dict[str, np.ndarray],
         units = per_sample
         visits = np.ones(len(per_sample["jaccard"]))
     else:
-        units = metrics._per_patient(per_sample, np.asarray(patient_ids))  # the runner's own per-patient step
+        units = metrics.per_patient(per_sample, np.asarray(patient_ids))  # the runner's own per-patient step
         visits = units["n_visits"]
     ones = np.ones(len(units["jaccard"]))
     terms = {name: (np.asarray(units[name], float), ones) for name in ("jaccard", "f1", "prauc") if name in units}

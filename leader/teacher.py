@@ -161,9 +161,10 @@ class LeaderTeacher(BaseRecommender):
 
         c = self.config
         seed_everything(seed)
-        self.scorer = self._build(seed)
         accelerator = Accelerator(gradient_accumulation_steps=c.grad_accum, cpu=self.device.type == "cpu",
                                   mixed_precision=_mixed_precision(self.device))
+        self.device = accelerator.device  # under `accelerate launch`, this process's GPU
+        self.scorer = self._build(seed)
         params = [p for p in self.scorer.parameters() if p.requires_grad]
         head = list(self.scorer.head.parameters())
         body = [p for p in self.scorer.body.parameters() if p.requires_grad]

@@ -54,3 +54,18 @@ def test_popular_picks_k_on_validation(tmp_path):
     assert record["model"]["config"]["k"] >= 1
     assert record["fit"]["notes"]["k"] == record["model"]["config"]["k"]
     assert record["metrics"]["all"]["avg_drugs"]["point"] == pytest.approx(record["model"]["config"]["k"])
+
+
+def test_predictions_store_the_dataset_ddi_graph(tmp_path, small_bundle):
+    """`bench compare` reads the DDI graph from the predictions: the one the run's DDI rates used."""
+    from bench import metrics
+
+    record, folder = run(quick(tmp_path, model="popular", save_model=False), Progress())
+    predictions = read_predictions(folder)
+    expected = small_bundle.ddi_matrix()
+    assert predictions.ddi_adj is not None and predictions.ddi_adj.dtype == bool and expected.any()
+    np.testing.assert_array_equal(predictions.ddi_adj, expected)
+    assert predictions.drugs == small_bundle.drug_vocab.tokens
+    pooled = metrics.aggregate(metrics.per_sample_metrics(predictions.target, predictions.predicted,
+                                                          predictions.scores, predictions.ddi_adj))
+    assert pooled["ddi_rate"] == pytest.approx(record["metrics"]["all"]["ddi_rate"]["point"])

@@ -8,9 +8,9 @@ from typer.testing import CliRunner
 
 from bench import metrics
 from bench.cli import app
-from bench.compare import paired_table
 from bench.errors import UserError
-from bench.results import SCHEMA_VERSION, Predictions, read_runs, write_predictions, write_run
+from bench.paired import NO_GRAPH, paired_table
+from bench.results import SCHEMA_VERSION, Predictions, read_predictions, read_runs, write_predictions, write_run
 from bench.significance import (PAIRED_METRICS, align_keys, bootstrap_counts, p_value, paired_bootstrap,
                                 ratio_terms)
 
@@ -121,25 +121,22 @@ def test_align_keys():
 
 
 # --------------------------------------------------------------------------- run folders
-def _write(results, model, target, predicted, scores, *, keys=None, drugs=None, dataset="toy"):
-    """A minimal run written with the real writers (a dataset without a card: DDI graph not found)."""
+def _write(results, model, target, predicted, scores, *, keys=None, drugs=None, dataset="toy", ddi_adj=None):
+    """A minimal run written with the real writers; without `ddi_adj` it is like a run written before
+    predictions stored their DDI graph."""
     folder = results / dataset / model / f"run-{model}"
     keys = keys if keys is not None else np.column_stack([np.arange(len(target)), np.zeros(len(target), int)])
     write_predictions(folder, Predictions(target=target, predicted=predicted, scores=scores,
                                           patient_id=keys[:, 0], visit_index=keys[:, 1],
-                                          drugs=drugs or tuple(f"D{i:02d}" for i in range(target.shape[1]))))
+                                          drugs=drugs or tuple(f"D{i:02d}" for i in range(target.shape[1])),
+                                          ddi_adj=ddi_adj))
     write_run(folder, {"schema_version": SCHEMA_VERSION, "run_id": f"run-{model}", "created_at": "2026-01-01",
                        "model": {"name": model, "config": {}}, "protocol": "last", "seed": 0,
                        "dataset": {"name": dataset, "hash": "0" * 16, "n_test": len(target), "n_drugs": D},
                        "metrics": {"all": {"jaccard": {"mean": 0.5, "std": 0.0}}}, "timing": {}})
 
 
-@pytest.fixture()
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("MEDREC_CACHE", str(tmp_path / "cache"))
-
-
-def test_runs_pair_and_hard_predictions_show_na(tmp_path, cache):
+def test_runs_pair_and_hard_predictions_show_na(tmp_path):
     target, scores, predicted = _case()
     _write(tmp_path, "ref", target, predicted, scores)
     perm = np.random.default_rng(1).permutation(N)
@@ -150,16 +147,18 @@ def test_runs_pair_and_hard_predictions_show_na(tmp_path, cache):
     rows = {r.model: r.differences for r in table.rows}
     assert rows["same"]["jaccard"].diff == 0 and rows["same"]["jaccard"].p_value == 1.0
     assert rows["hard"]["prauc"] is None and rows["hard"]["jaccard"].significant
-    assert rows["hard"]["ddi_rate"] is None and any("DDI rate n/a" in n for n in table.notes)
+    assert rows["hard"]["ddi_rate"] is None  # no run stores a DDI graph
+    assert table.notes == [f"toy: DDI n/a for hard, same vs ref: {NO_GRAPH}"]
     out = CliRunner().invoke(app, ["compare", "--results-dir", str(tmp_path), "--vs", "ref", "-f", "md",
                                    "--bootstrap", "200"])
     assert out.exit_code == 0, out.output
     hard_line = [line for line in out.output.splitlines() if line.startswith("| toy | hard |")][-1]  # paired table
     assert hard_line.count("n/a") == 2 and "*" in hard_line  # PRAUC and DDI n/a; Jaccard significant
+    assert NO_GRAPH in out.output
 
 
 @pytest.mark.parametrize("change", ["samples", "drugs", "targets"])
-def test_runs_that_cannot_be_paired_are_a_user_error(tmp_path, cache, change):
+def test_runs_that_cannot_be_paired_are_a_user_error(tmp_path, change):
     target, scores, predicted = _case()
     _write(tmp_path, "ref", target, predicted, scores)
     if change == "samples":
@@ -176,10 +175,63 @@ def test_runs_that_cannot_be_paired_are_a_user_error(tmp_path, cache, change):
     assert len(out.output.strip().splitlines()) <= 2  # one (possibly wrapped) line
 
 
-def test_unknown_reference_and_bad_bootstrap(tmp_path, cache):
+def test_unknown_reference_and_bad_bootstrap(tmp_path):
     target, scores, predicted = _case()
     _write(tmp_path, "ref", target, predicted, scores)
     out = CliRunner().invoke(app, ["compare", "--results-dir", str(tmp_path), "--vs", "nosuch"])
     assert out.exit_code == 2 and "--vs 'nosuch'" in out.output and "ref" in out.output
     out = CliRunner().invoke(app, ["compare", "--results-dir", str(tmp_path), "--vs", "ref", "--bootstrap", "0"])
     assert out.exit_code == 2 and "--bootstrap" in out.output
+
+
+# --------------------------------------------------------------------------- stored DDI graphs
+def _ddi_case():
+    """4 samples, 4 drugs, one interacting pair (D00, D01). Unordered pairs of the predicted sets:
+    ref {0,1,2} {0,1,2} {2,3} {2,3}: 2 of 8 interact (0.25); other {0,1} {1,2,3} x3: 1 of 10 (0.10)."""
+    adj = np.zeros((4, 4), dtype=bool)
+    adj[0, 1] = adj[1, 0] = True
+    target = np.ones((4, 4), dtype=bool)
+    ref = np.zeros((4, 4), dtype=bool)
+    ref[:2, :3] = True
+    ref[2:, 2:] = True
+    other = np.zeros((4, 4), dtype=bool)
+    other[0, :2] = True
+    other[1:, 1:] = True
+    return adj, target, ref, other
+
+
+@pytest.mark.parametrize("stored_by", ["both", "ref", "other"])
+def test_ddi_differences_come_from_the_stored_graph(tmp_path, stored_by):
+    adj, target, ref, other = _ddi_case()
+    # "synthetic-small" has a DDI graph of its own; compare must use the stored one, not rebuild the dataset's
+    dataset = "synthetic-small"
+    _write(tmp_path, "ref", target, ref, None, dataset=dataset, ddi_adj=adj if stored_by != "other" else None)
+    _write(tmp_path, "other", target, other, None, dataset=dataset, ddi_adj=adj if stored_by != "ref" else None)
+    table = paired_table(read_runs(tmp_path), "ref", n_boot=50)
+    [row] = table.rows
+    ddi = row.differences["ddi_rate"]
+    assert (ddi.reference, ddi.other) == (pytest.approx(0.25), pytest.approx(0.10))
+    assert ddi.diff == pytest.approx(-0.15) and ddi.low <= ddi.diff <= ddi.high
+    assert table.notes == []
+
+
+def test_different_stored_graphs_show_ddi_na(tmp_path):
+    adj, target, ref, other = _ddi_case()
+    _write(tmp_path, "ref", target, ref, None, ddi_adj=adj)
+    _write(tmp_path, "other", target, other, None, ddi_adj=np.zeros_like(adj))
+    table = paired_table(read_runs(tmp_path), "ref", n_boot=20)
+    assert table.rows[0].differences["ddi_rate"] is None and table.rows[0].differences["jaccard"] is not None
+    assert len(table.notes) == 1 and "DDI graph differs" in table.notes[0]
+
+
+def test_predictions_store_the_ddi_graph(tmp_path):
+    adj, target, ref, _ = _ddi_case()
+    _write(tmp_path, "with", target, ref, None, ddi_adj=adj)
+    _write(tmp_path, "without", target, ref, None)
+    stored = read_predictions(tmp_path / "toy" / "with" / "run-with")
+    assert stored.ddi_adj.dtype == bool
+    np.testing.assert_array_equal(stored.ddi_adj, adj)
+    assert read_predictions(tmp_path / "toy" / "without" / "run-without").ddi_adj is None
+    for bad in (adj[:3, :3], np.triu(adj)):  # wrong shape for the drug columns; not symmetric
+        with pytest.raises(ValueError, match="ddi_adj"):
+            _write(tmp_path, "bad", target, ref, None, ddi_adj=bad)

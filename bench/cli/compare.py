@@ -23,8 +23,9 @@ def compare(
     Example: bench compare --dataset synthetic --format md --vs logreg --plot plots/
     """
     with user_errors():
-        from bench.compare import FORMATS, paired_table, render, render_paired
+        from bench.compare import FORMATS, render
         from bench.errors import UserError
+        from bench.paired import paired_table, render_paired
         from bench.results import latest_runs, read_runs
 
         if fmt not in FORMATS:
