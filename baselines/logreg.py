@@ -24,6 +24,10 @@ from bench.training import fit_minibatch
 
 @dataclass(frozen=True)
 class LogRegConfig:
+    """previous_drugs: feed the previous visit's drugs (false: current codes only, the inputs SafeDrug
+    and MoleRec read; an ablation that shows how much the medication history is worth)."""
+
+    previous_drugs: bool = True
     lr: float = 1e-2
     weight_decay: float = 1e-5
     epochs: int = 30
@@ -45,7 +49,10 @@ class LogReg(TorchRecommender):
         return torch.nn.Linear(len(v["diagnosis"]) + len(v["procedure"]) + len(v["drug"]), len(v["drug"]))
 
     def features(self, samples: Sequence[Sample]) -> torch.Tensor:
-        return torch.from_numpy(current_and_previous(samples, self.resources.vocabs))
+        x = current_and_previous(samples, self.resources.vocabs)
+        if not self.config.previous_drugs:
+            x[:, -self.resources.n_drugs:] = 0.0
+        return torch.from_numpy(x)
 
     def logits(self, samples: Sequence[Sample]) -> torch.Tensor:
         return self.module(self.features(samples))

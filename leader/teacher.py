@@ -19,6 +19,7 @@ on 2 CPU cores (see `TeacherConfig`).
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,9 @@ from bench.training import seed_everything
 from leader.base_models import load_tokenizer, quiet_transformers, resolve_base_model
 from leader.llm_inputs import Pooling, encode_prompts, length_sorted, pool_hidden
 from leader.prompts import fit_prompts
+
+# peft 0.21 still calls a transformers 5.x property that warns on every model wrap; nothing to act on.
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
 
@@ -160,6 +164,8 @@ class LeaderTeacher(BaseRecommender):
         from accelerate import Accelerator
 
         c = self.config
+        if not train:
+            raise ValueError("leader-teacher: no training samples")  # the step loop would never end
         seed_everything(seed)
         accelerator = Accelerator(gradient_accumulation_steps=c.grad_accum, cpu=self.device.type == "cpu",
                                   mixed_precision=_mixed_precision(self.device))
@@ -170,7 +176,9 @@ class LeaderTeacher(BaseRecommender):
         body = [p for p in self.scorer.body.parameters() if p.requires_grad]
         groups = [{"params": body, "lr": c.lr}, {"params": head, "lr": c.head_lr}]
         optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=c.lr, weight_decay=c.weight_decay)
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1.0 - step / c.steps))
+        # accelerate's prepared scheduler advances num_processes times per optimiser step
+        total = c.steps * accelerator.num_processes
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1.0 - step / total))
         texts = self.prompts(train)
         targets = torch.from_numpy(target_matrix(train, self.resources.vocabs["drug"]).astype(np.float32))
         loader = torch.utils.data.DataLoader(range(len(train)), batch_size=c.batch_size, shuffle=True,

@@ -20,3 +20,18 @@ def test_rank_scores_put_exactly_top_k_above_half():
     assert set(np.flatnonzero(scores >= 0.5)) == {2, 0}
     assert list(np.argsort(-scores)) == list(order)
     assert scores.min() > 0 and scores.max() < 1
+
+
+def test_logreg_without_previous_drugs_ignores_medication_history():
+    from baselines.logreg import LogReg
+    from bench.data import make_samples
+    from bench.loading import build_resources, load_bundle
+
+    bundle = load_bundle("synthetic-small")
+    samples = [s for s in make_samples(bundle.patients, "every") if s.index > 0][:20]
+    resources = build_resources(bundle, bundle.patients, LogReg.needs)
+    with_history = LogReg.from_options({}, resources).features(samples).numpy()
+    without = LogReg.from_options({"previous_drugs": "false"}, resources).features(samples).numpy()
+    n_drugs = resources.n_drugs
+    assert with_history[:, -n_drugs:].sum() > 0 and not without[:, -n_drugs:].any()
+    np.testing.assert_array_equal(with_history[:, :-n_drugs], without[:, :-n_drugs])
