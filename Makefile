@@ -27,8 +27,11 @@ demo: setup
 test: setup
 	$(VENV)/bin/pytest -q
 
+# Speed checks (tests/benchmarks): the run is saved as one JSON file under benchmarks/<machine>/.
+# Add the SmolLM2 LLM variants (tens of minutes on CPU) with: make bench BENCH_ARGS='-m "slow or not slow"'
+BENCH_ARGS ?=
 bench: setup
-	$(VENV)/bin/pytest --benchmark-only -m "slow or not slow" -q
+	$(VENV)/bin/pytest --benchmark-only --benchmark-autosave -q tests/benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
