@@ -132,3 +132,22 @@ def test_compare_without_plot_does_not_import_matplotlib(results):
             "sys.exit(r.exit_code or (2 if 'matplotlib' in sys.modules else 0))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_efficiency_rows_give_student_over_teacher_ratios():
+    from bench.efficiency import efficiency_rows, render_efficiency
+
+    def record(model, throughput, latency, params, rss, batch=256):
+        return {"model": {"name": model}, "dataset": {"name": "d", "hash": "h", "n_test": 10}, "seed": 0,
+                "timing": {"throughput_per_s": throughput, "latency_ms_p50": latency, "n_params": params,
+                           "peak_rss_mb": rss, "throughput_batch_size": batch}}
+
+    runs = [record("leader-teacher", 10.0, 200.0, 1_000_000, 8000.0),
+            record("leader-student", 250.0, 2.0, 10_000, 500.0), record("logreg", 1e5, 0.1, 100, 300.0)]
+    (row,) = efficiency_rows(runs)
+    assert (row.student, row.speedup_throughput, row.speedup_latency) == ("leader-student", 25.0, 100.0)
+    assert (row.params_ratio, row.memory_ratio) == (100.0, 16.0)
+    assert "25.0x" in render_efficiency([row], "md")
+    runs[1] = record("leader-student", 250.0, 2.0, 10_000, 500.0, batch=64)
+    (row,) = efficiency_rows(runs)
+    assert row.speedup_throughput is None and "not comparable" in row.note

@@ -39,6 +39,11 @@ def compare(
             where = f" for dataset {dataset!r}" if dataset else ""
             raise UserError(f"no runs{where} under {results_dir} (run `bench run --model logreg` first)")
         outputs = [render(runs, fmt)]
+        from bench.efficiency import efficiency_rows, render_efficiency
+
+        speed = render_efficiency(efficiency_rows(runs), fmt)
+        if speed:
+            outputs.append(speed)
         if vs is not None:
             outputs.append(render_paired(paired_table(runs, vs, n_boot=bootstrap, seed=seed), fmt))
         written = []

@@ -1,0 +1,78 @@
+"""Student against teacher: what distillation buys at inference (LEADER, arXiv 2402.02803, reports the
+student 25-30x faster than its teacher on GPU, with about 1/15 of the memory).
+
+For each dataset holding a `leader-teacher` run and a student run (`leader-student`,
+`leader-student-nokd`), the ratios student / teacher of throughput (same batch size and test samples
+required), batch-1 latency (teacher / student), parameters and peak resident memory, from run.json
+alone. Peak memory is the whole `bench run` process's high-water mark (data, training and model).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+TEACHER = "leader-teacher"
+STUDENTS = ("leader-student", "leader-student-nokd")
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    dataset: str
+    student: str
+    speedup_throughput: float | None   # student samples/s over teacher samples/s
+    speedup_latency: float | None      # teacher p50 ms over student p50 ms
+    params_ratio: float | None         # teacher parameters over student parameters
+    memory_ratio: float | None         # teacher peak RSS over student peak RSS
+    note: str = ""
+
+
+def _ratio(numerator: Any, denominator: Any) -> float | None:
+    if numerator is None or denominator in (None, 0):
+        return None
+    return float(numerator) / float(denominator)
+
+
+def efficiency_rows(runs: list[dict[str, Any]]) -> list[Efficiency]:
+    """One row per (dataset, student) with a teacher run on the same dataset; `runs` as
+    `bench.results.latest_runs` returns them (one per model and dataset)."""
+    by_key = {(r["dataset"]["name"], r["model"]["name"]): r for r in runs}
+    rows = []
+    for (dataset, model), student in sorted(by_key.items()):
+        teacher = by_key.get((dataset, TEACHER))
+        if model not in STUDENTS or teacher is None:
+            continue
+        s, t = student.get("timing", {}), teacher.get("timing", {})
+        note = ""
+        same_batch = s.get("throughput_batch_size") == t.get("throughput_batch_size")
+        same_test = student["dataset"].get("n_test") == teacher["dataset"].get("n_test") \
+            and student["dataset"].get("hash") == teacher["dataset"].get("hash") \
+            and student.get("seed") == teacher.get("seed")
+        if not (same_batch and same_test):
+            note = "not comparable: different batch size or test samples"
+        rows.append(Efficiency(
+            dataset=dataset, student=model,
+            speedup_throughput=_ratio(s.get("throughput_per_s"), t.get("throughput_per_s")) if not note else None,
+            speedup_latency=_ratio(t.get("latency_ms_p50"), s.get("latency_ms_p50")) if not note else None,
+            params_ratio=_ratio(t.get("n_params"), s.get("n_params")),
+            memory_ratio=_ratio(t.get("peak_rss_mb"), s.get("peak_rss_mb")),
+            note=note))
+    return rows
+
+
+def render_efficiency(rows: list[Efficiency], fmt: str) -> str:
+    """Markdown-like lines for every format but csv (which gets comma-separated values)."""
+    if not rows:
+        return ""
+    def cell(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:,.1f}x"
+    header = ["dataset", "student", "throughput speed-up", "latency speed-up", "teacher/student params",
+              "teacher/student peak RSS", "note"]
+    body = [[r.dataset, r.student, cell(r.speedup_throughput), cell(r.speedup_latency),
+             cell(r.params_ratio), cell(r.memory_ratio), r.note] for r in rows]
+    if fmt == "csv":
+        return "\n".join(",".join(line) for line in [header, *body]) + "\n"
+    lines = ["student vs leader-teacher (same test samples and batch size; from run.json):", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(line) + " |" for line in body]
+    return "\n".join(lines) + "\n"
