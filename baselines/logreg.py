@@ -27,12 +27,12 @@ class LogRegConfig:
     """previous_drugs: feed the previous visit's drugs (false: current codes only, the inputs SafeDrug
     and MoleRec read; an ablation that shows how much the medication history is worth)."""
 
-    previous_drugs: bool = True
     lr: float = 1e-2
     weight_decay: float = 1e-5
     epochs: int = 30
     batch_size: int = 128
     patience: int = 3
+    previous_drugs: bool = True
 
     def __post_init__(self) -> None:
         if self.lr <= 0 or self.epochs < 1 or self.batch_size < 1 or self.patience < 1 or self.weight_decay < 0:

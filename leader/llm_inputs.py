@@ -49,8 +49,10 @@ def pool_hidden(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: Poo
     the mean over real tokens (a stronger feature from a frozen decoder; ENVIRONMENT.md)."""
     if pooling == "last":
         return hidden[torch.arange(len(hidden), device=hidden.device), last_token_index(attention_mask)]
-    weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+    real = attention_mask.unsqueeze(-1).bool()
+    # masked_fill, not a product: a padded position's state may be nan (a fully masked attention row)
+    total = hidden.masked_fill(~real, 0.0).sum(dim=1)
+    return total / real.sum(dim=1).clamp(min=1).to(hidden.dtype)
 
 
 def length_sorted(texts: Sequence[str]) -> list[int]:
