@@ -19,6 +19,18 @@ from bench.progress import Progress
 NEEDS = frozenset({"ddi", "smiles", "text", "teacher", "ehr_graph"})
 
 
+@runtime_checkable
+class TeacherSource(Protocol):
+    """A trained teacher as a student reads it (LEADER's offline distillation, arXiv 2402.02803):
+    `features(samples)` float32 [len(samples), hidden_size], rows aligned with `samples` (LEADER(T)'s
+    last-token hidden state). Optional `describe() -> dict` says which teacher it is, for run.json."""
+
+    @property
+    def hidden_size(self) -> int: ...
+
+    def features(self, samples: Sequence[Sample]) -> np.ndarray: ...
+
+
 @dataclass(frozen=True)
 class Resources:
     """What a model may read besides samples. Optional parts are built only when a model `needs` them.
@@ -26,7 +38,9 @@ class Resources:
     vocabs: "diagnosis", "procedure", "drug" code vocabularies.
     ddi_adj: bool [n_drugs, n_drugs] ("ddi").  smiles: atc3 -> SMILES ("smiles").
     titles: code type -> code -> name ("text").  ehr_graph: float32 [n_drugs, n_drugs]
-    co-prescription counts from the TRAINING split only ("ehr_graph").
+    co-prescription counts from the TRAINING split only ("ehr_graph").  teacher: a trained teacher's
+    features ("teacher"; provided by `bench run` through the model's `teacher_provider`, None when
+    built by `build_resources` alone).
     """
 
     vocabs: Mapping[str, Vocab]
@@ -35,6 +49,7 @@ class Resources:
     smiles: Mapping[str, tuple[str, ...]] | None = None
     titles: Mapping[str, Mapping[str, str]] | None = None
     ehr_graph: np.ndarray | None = None
+    teacher: TeacherSource | None = None
 
     @property
     def n_drugs(self) -> int:

@@ -51,6 +51,12 @@ MODELS: dict[str, ModelEntry] = {
         ModelEntry("leader-teacher", "leader.teacher:LeaderTeacher",
                    "LEADER(T): LLM (LoRA) over the patient prompt, last-token state -> drug output layer",
                    "Liu et al., arXiv 2402.02803"),
+        ModelEntry("leader-student", "leader.student:LeaderStudent",
+                   "LEADER(S): transformers over visits, profile prompt, feature distillation from leader-teacher",
+                   "Liu et al., arXiv 2402.02803"),
+        ModelEntry("leader-student-nokd", "leader.student:LeaderStudentNoKD",
+                   "LEADER(S) without distillation (profile alignment kept): the no-KD ablation",
+                   "Liu et al., arXiv 2402.02803"),
     ]
 }
 

@@ -20,7 +20,7 @@ from bench.loading import build_resources, load_bundle
 from bench.progress import Progress
 from bench.protocol import is_hard, prediction_notes
 from bench.provenance import device_info, git_state, package_versions
-from bench.registry import REPO_ROOT, dataset_card, model_class
+from bench.registry import REPO_ROOT, dataset_card, import_target, model_class
 from bench.results import GROUPS, SCHEMA_VERSION, Predictions, run_dir, write_predictions, write_run
 from bench.splits import SCHEMES, parse_ratios, split_patients
 from bench.timing import TimingOptions, measure_inference, peak_rss_mb
@@ -93,6 +93,9 @@ def run(options: RunOptions, progress: Progress) -> tuple[dict[str, Any], Path]:
         raise UserError(f"dataset {options.dataset}: split {options.split} {options.ratios} leaves "
                         f"{len(train)} training and {len(test)} test samples; need both")
     resources = build_resources(bundle, split.train, cls.needs)
+    if "teacher" in cls.needs:
+        # The model names its provider ("module:function"); it finds, loads or first trains the teacher.
+        resources = replace(resources, teacher=import_target(cls.teacher_provider)(options, bundle, progress))
     model = cls.from_options(options.overrides, resources)
 
     start = time.perf_counter()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from bench.cli import compare, ls, prepare, report, resources, run, synth_raw
+from bench.cli import ablate, compare, ls, prepare, report, resources, run, synth_raw
 from bench.cli import prompts as prompts_cli
 
 app = typer.Typer(help="medrec-bench: train, evaluate and compare medication recommenders.",
@@ -13,6 +13,7 @@ app.command("ls")(ls.ls)
 app.command("prepare")(prepare.prepare)
 app.command("run")(run.run)
 app.command("compare")(compare.compare)
+app.command("ablate")(ablate.ablate)
 app.command("report")(report.report)
 app.command("synth-raw")(synth_raw.synth_raw)
 app.command("prompts")(prompts_cli.prompts)

@@ -1,0 +1,106 @@
+"""`bench ablate`: a model's ablation ladder from one command, every row with the same seed and split.
+
+The model class declares its rows as `ablation` (e.g. leader/student.py: teacher, no-KD, KD,
+KD + alignment), each {"label", "model", "set": {option: value}, "reuse": bool}. A `reuse` row is not
+trained here: it shows the latest run of that model on the same dataset (same dataset hash, seed,
+split and ratios) after the others ran (a distilling row trains the teacher first when none exists).
+`--set` options go to every trained row whose model has that option. The table is `bench compare`'s
+(overall, then single/multi-visit and cost), one row per ablation step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from bench.cli.console import stdout_console, user_errors
+
+
+def ablate(
+    model: str = typer.Option(..., "--model", "-m", help="a model that declares an ablation, e.g. leader-student"),
+    dataset: str = typer.Option("synthetic", "--dataset", "-d", help="registered dataset, see `bench ls datasets`"),
+    seed: int = typer.Option(0, help="the same seed (split, initialisation, resampling) for every row"),
+    set_: list[str] = typer.Option(None, "--set", help="model option key=value for every row that has it"),
+    threshold: float = typer.Option(0.5, help="probability at or above which a drug is predicted (LEADER's student: 0.3)"),
+    protocol: str = typer.Option("last", help="last | every"),
+    split: str = typer.Option("random", help="random | leader | gamenet"),
+    ratios: str = typer.Option("8:1:1", help="train:valid:test patient ratios"),
+    results_dir: Path = typer.Option(Path("results"), help="where run folders are written and looked up"),
+    data_dir: Path = typer.Option(None, help="raw tables of a MIMIC dataset"),
+    resources: Path = typer.Option(None, help="drug-knowledge folder (default: $MEDREC_RESOURCES)"),
+    prep_set: list[str] = typer.Option(None, "--prep-set", help="preprocessing option key=value"),
+    threads: int = typer.Option(None, help="torch CPU threads"),
+    fmt: str = typer.Option("table", "--format", "-f", help="table | md | csv | latex"),
+) -> None:
+    """Train every step of MODEL's ablation on DATASET with one seed and print them side by side.
+
+    Example: bench ablate --model leader-student --dataset synthetic --set kd_samples=2000 --threshold 0.3
+    """
+    with user_errors():
+        from bench.compare import FORMATS, render
+        from bench.config import parse_assignments
+        from bench.errors import UserError
+        from bench.progress import RichProgressReporter
+        from bench.runner import RunOptions
+
+        if fmt not in FORMATS:
+            raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        base = RunOptions(model=model, dataset=dataset, seed=seed, overrides=parse_assignments(set_),
+                          threshold=threshold, protocol=protocol, split=split, ratios=ratios,
+                          results_dir=results_dir, data_dir=data_dir, resources=resources,
+                          prep_overrides=parse_assignments(prep_set, option="--prep-set"), threads=threads)
+        records = run_ablation(base, RichProgressReporter())
+        output = render(records, fmt)
+    if isinstance(output, str):
+        typer.echo(output, nl=False)
+    else:
+        stdout_console().print(output)
+
+
+def run_ablation(base, progress) -> list[dict[str, Any]]:
+    """One run record per ablation row of `base.model` (bench.runner.RunOptions), each relabelled
+    "<model> (<label>)" for the table."""
+    import dataclasses
+    from dataclasses import replace
+
+    from bench.errors import UserError
+    from bench.registry import model_class
+    from bench.runner import run
+
+    steps = getattr(model_class(base.model), "ablation", None)
+    if not steps:
+        raise UserError(f"model {base.model} declares no ablation (try --model leader-student)")
+    trained: dict[int, dict[str, Any]] = {}
+    for i, step in enumerate(steps):
+        if step.get("reuse"):
+            continue
+        fields = {f.name for f in dataclasses.fields(model_class(step["model"]).Config)}
+        overrides = {k: v for k, v in base.overrides.items() if k in fields} | dict(step.get("set", {}))
+        trained[i], _ = run(replace(base, model=step["model"], overrides=overrides), progress)
+    reference = next(iter(trained.values()), None)
+    records = []
+    for i, step in enumerate(steps):
+        record = trained.get(i) or _latest_compatible(base, step["model"], reference)
+        if record is None:
+            typer.echo(f"no {step['model']} run on {base.dataset} with this seed, split, protocol and threshold: "
+                       f"row {step['label']!r} left out", err=True)
+            continue
+        records.append({**record, "model": {**record["model"], "name": f"{step['model']} ({step['label']})"}})
+    return records
+
+
+def _latest_compatible(base, model: str, reference: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The newest run of `model` with the reference run's dataset hash, seed, split, ratios, protocol
+    and threshold (the same test samples, scored the same way)."""
+    from bench.results import read_runs
+
+    if reference is None or not (base.results_dir / base.dataset / model).is_dir():
+        return None
+    def key(r: dict[str, Any]) -> tuple:
+        return (r["dataset"]["hash"], r["seed"], r["split"]["scheme"], r["split"]["ratios"], r["protocol"], r["threshold"])
+
+    runs = [r for r in read_runs(base.results_dir) if r["model"]["name"] == model
+            and r["dataset"]["name"] == base.dataset and key(r) == key(reference)]
+    return max(runs, key=lambda r: r["created_at"], default=None)

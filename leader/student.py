@@ -1,0 +1,294 @@
+"""LEADER(S): the small student distilled from the LLM teacher (Liu et al., "Large Language Model
+Distilled Medication Recommendation Model", arXiv 2402.02803; REFERENCE.md section 4).
+
+Per sample, its LAST `max_visits` (10) visits up to and including the current one (the released code
+keeps the first 10 and then drops the current visit of long histories; here the current visit is
+always kept), V visits after padding:
+- one shared code embedding table (dim 64) over diagnosis, procedure and medication codes;
+- inside each visit, a transformer block per code type (4 heads, FFN 300, GELU, dropout 0.4) over
+  that visit's codes, then masked mean pooling -> one vector per visit per type [B, V, 64];
+- the medication sequence is SHIFTED: position t holds the drugs of visit t - 1 and position 0 the
+  profile prompt (`ProfileEncoder` over the CURRENT visit's admission profile fields; values not
+  seen in training map to a reserved zero vector), so a single-visit patient still has a
+  medication input and the current visit's drugs (the target) never enter;
+- across visits, a transformer block per sequence (diagnoses, procedures, medications) with FULL
+  attention over the sample's visits (padding masked), as the released code: every position is
+  either an earlier visit or the current visit's own inputs, so nothing leaks, and the outputs are
+  mean-pooled anyway. Like the released code there is no visit-position embedding (the model sees
+  the visits as a set); `visit_positions=true` adds a learned embedding of each visit's distance
+  from the current one (0 = current) to the three sequences;
+- masked mean over visits, concatenate the three [B, 192] -> Linear(192, 128) = the student feature
+  [B, 128] (what distillation reads, pre-activation as the released code's "mediator") -> ReLU ->
+  Linear(128, n_drugs) -> logits [B, n_drugs].
+
+Training: BCE-with-logits; `leader-student` adds alpha * MSE(Linear(128, teacher_hidden)(feature),
+teacher feature) (leader/distill.py) on the distilled training samples; both models add the profile
+alignment (symmetric InfoNCE, weight 0.01) when `align=true`. Adam lr 5e-4, up to 100 epochs, early
+stopping with patience 10 on validation PRAUC (bench.training.fit_minibatch); batch size 16 as the
+released scripts.
+
+Threshold: the paper reports its student at 0.3. The model outputs probabilities; the decision
+threshold is the runner's `bench run --threshold` (default 0.5, recorded in run.json): use
+`--threshold 0.3` for the paper's setting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from bench.data import Sample
+from bench.errors import UserError
+from bench.progress import Progress
+from bench.protocol import FitReport, Resources
+from bench.torch_model import TorchRecommender
+from bench.training import fit_minibatch
+from leader.distill import TrainingHeads, distill_mse, kd_subset, standardise
+from leader.student_parts import ProfileEncoder, ProfileVocab, StudentBatch, StudentEncoder, TransformerBlock, masked_mean
+
+PROFILE_KEY = "profile_vocab"  # the profile vocabulary, a uint8 JSON array saved beside the weights
+KINDS = ("diagnosis", "procedure", "drug")
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """LEADER(S) without distillation (`leader-student-nokd`). Defaults from the paper and its
+    released code: dim 64, 4 heads, FFN 300, dropout 0.4, 128-d feature, at most 10 visits, Adam lr
+    5e-4, 100 epochs, patience 10, batch 16, profile alignment on with weight 0.01 and tau 1."""
+
+    dim: int = 64
+    heads: int = 4
+    ffn: int = 300
+    dropout: float = 0.4
+    hidden: int = 128
+    max_visits: int = 10
+    visit_positions: bool = False
+    lr: float = 5e-4
+    weight_decay: float = 0.0
+    epochs: int = 100
+    patience: int = 10
+    batch_size: int = 16
+    align: bool = True
+    align_weight: float = 0.01
+    tau: float = 1.0
+
+    def __post_init__(self) -> None:
+        failed = [name for name, ok in self.checks().items() if not ok]
+        if failed:
+            raise ValueError("need " + ", ".join(failed))
+
+    def checks(self) -> dict[str, bool]:
+        return {"dim >= 1": self.dim >= 1, "heads >= 1": self.heads >= 1,
+                "dim divisible by heads": self.heads >= 1 and self.dim % self.heads == 0,
+                "ffn >= 1": self.ffn >= 1, "0 <= dropout < 1": 0 <= self.dropout < 1, "hidden >= 1": self.hidden >= 1,
+                "max_visits >= 1": self.max_visits >= 1, "lr > 0": self.lr > 0,
+                "weight_decay >= 0": self.weight_decay >= 0, "epochs >= 1": self.epochs >= 1,
+                "patience >= 1": self.patience >= 1, "batch_size >= 1": self.batch_size >= 1,
+                "align_weight >= 0": self.align_weight >= 0, "tau > 0": self.tau > 0}
+
+
+@dataclass(frozen=True)
+class DistilledStudentConfig(StudentConfig):
+    """LEADER(S) with feature-level distillation (`leader-student`).
+
+    alpha: weight of the distillation MSE, 0.4 as the paper on MIMIC-III (`--set alpha=0.8` for
+    MIMIC-IV). teacher_run: a leader-teacher run folder or run id (empty: the latest compatible run,
+    trained first when there is none; see leader/teacher_link.py). teacher_set: `--set` options of
+    a teacher trained when none is available, comma-separated (e.g. "base_model=tiny-llama,steps=3"):
+    `bench run` stores it as a leader-teacher run; without the runner (no teacher resource, e.g. the
+    conformance test) it is trained in process and not stored; empty there is an error.
+    kd_samples: distil on a seeded subset of that many training samples (0 = all; the teacher's
+    features cost one LLM forward pass per sample, about an hour for synthetic's ~10k training
+    visits with smollm2-135m on 2 CPU cores). kd_standardise: z-score the teacher features per
+    dimension first (not in the paper)."""
+
+    alpha: float = 0.4
+    kd_samples: int = 0
+    kd_standardise: bool = False
+    teacher_run: str = ""
+    teacher_set: str = ""
+
+    def checks(self) -> dict[str, bool]:
+        return super().checks() | {"alpha >= 0": self.alpha >= 0, "kd_samples >= 0": self.kd_samples >= 0}
+
+
+class StudentModule(torch.nn.Module):
+    """forward(batch) -> (logits [B, n_drugs], feature [B, hidden], profile prompt [B, dim])."""
+
+    def __init__(self, table_size: int, n_drugs: int, profile_sizes: Sequence[int], c: StudentConfig):
+        super().__init__()
+        self.dim = c.dim
+        self.embedding = torch.nn.Embedding(table_size, c.dim, padding_idx=0)
+        self.set_blocks = torch.nn.ModuleDict({k: TransformerBlock(c.dim, c.heads, c.ffn, c.dropout) for k in KINDS})
+        self.visit_blocks = torch.nn.ModuleDict({k: TransformerBlock(c.dim, c.heads, c.ffn, c.dropout) for k in KINDS})
+        self.profile = ProfileEncoder(profile_sizes, c.dim)
+        self.positions = torch.nn.Embedding(c.max_visits, c.dim) if c.visit_positions else None
+        self.feature = torch.nn.Linear(3 * c.dim, c.hidden)
+        self.output = torch.nn.Linear(c.hidden, n_drugs)
+
+    def code_sets(self, kind: str, codes: torch.Tensor) -> torch.Tensor:
+        """int64 [B, V, L] shared-table indices -> float [B, V, dim]: the kind's in-visit block, then
+        the masked mean over each set's codes; an empty set (padding) gives a zero vector and is not
+        computed at all."""
+        batch, visits, width = codes.shape
+        flat = codes.reshape(batch * visits, width)
+        mask = flat > 0
+        rows = mask.any(1)
+        out = torch.zeros(batch * visits, self.dim, dtype=self.embedding.weight.dtype)
+        if bool(rows.any()):
+            encoded = self.set_blocks[kind](self.embedding(flat[rows]), mask[rows])
+            out = out.index_put((rows,), masked_mean(encoded, mask[rows]))
+        return out.view(batch, visits, self.dim)
+
+    def drug_set(self, drugs: torch.Tensor) -> torch.Tensor:
+        """int64 [B, L] drug indices of one set per sample -> float [B, dim] (the alignment target)."""
+        return self.code_sets("drug", drugs.unsqueeze(1)).squeeze(1)
+
+    def forward(self, batch: StudentBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mask = batch.visit_mask                                               # [B, V]
+        prompt = self.profile(batch.profile)                                  # [B, dim]
+        medications = self.code_sets("drug", batch.medications)               # [B, V, dim], row 0 empty
+        sequences = {"diagnosis": self.code_sets("diagnosis", batch.diagnoses),
+                     "procedure": self.code_sets("procedure", batch.procedures),
+                     "drug": torch.cat([prompt.unsqueeze(1), medications[:, 1:]], dim=1)}
+        if self.positions is not None:
+            visits = mask.shape[1]
+            recency = (mask.sum(1, keepdim=True) - 1 - torch.arange(visits)).clamp(min=0)   # [B, V]
+            sequences = {k: x + self.positions(recency) for k, x in sequences.items()}
+        pooled = [masked_mean(self.visit_blocks[k](sequences[k], mask), mask) for k in KINDS]   # 3 x [B, dim]
+        feature = self.feature(torch.cat(pooled, dim=1))                      # [B, hidden]
+        return self.output(F.relu(feature)), feature, prompt
+
+
+class LeaderStudentNoKD(TorchRecommender):
+    """LEADER(S) trained without a teacher (BCE + profile alignment): the paper's no-KD ablation.
+    `leader-student` is this model plus feature-level distillation."""
+
+    name: ClassVar[str] = "leader-student-nokd"
+    needs: ClassVar[frozenset[str]] = frozenset()
+    Config = StudentConfig
+    smoke_options: ClassVar[dict[str, str]] = {"epochs": "1", "dim": "16", "heads": "2", "ffn": "32", "hidden": "16",
+                                               "batch_size": "128"}
+
+    def __init__(self, config: StudentConfig, resources: Resources):
+        fields = tuple(resources.profile_fields)
+        self.profile_vocab = ProfileVocab(fields, [() for _ in fields])   # filled from the training samples
+        super().__init__(config, resources)
+
+    def build_module(self) -> torch.nn.Module:
+        self.encoder = StudentEncoder(self.resources.vocabs, self.profile_vocab, self.config.max_visits)
+        return StudentModule(self.encoder.table_size, self.resources.n_drugs, self.profile_vocab.sizes(), self.config)
+
+    def logits(self, samples: Sequence[Sample]) -> torch.Tensor:
+        return self.module(self.encoder.encode(samples))[0]
+
+    # --- state: the module's weights and the profile vocabulary ---------------------------------
+    def state(self) -> dict[str, np.ndarray]:
+        return super().state() | {PROFILE_KEY: self.profile_vocab.to_array()}
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        state = dict(state)
+        self.profile_vocab = ProfileVocab.from_array(state.pop(PROFILE_KEY))
+        self.module = self.build_module()
+        super().set_state(state)
+
+    # --- training -----------------------------------------------------------------------------
+    def distillation(self, train: Sequence[Sample], seed: int, progress: Progress) -> tuple[np.ndarray, np.ndarray, dict]:
+        """(teacher features float32 [n_train, H], bool [n_train] rows to distil, notes); None when not
+        distilling."""
+        return None
+
+    def fit(self, train: Sequence[Sample], valid: Sequence[Sample], *, seed: int, progress: Progress) -> FitReport:
+        c = self.config
+        torch.manual_seed(seed)
+        self.profile_vocab = ProfileVocab.build(self.resources.profile_fields, [s.current for s in train])
+        self.module = self.build_module()
+        kd = self.distillation(train, seed, progress)
+        teacher = torch.from_numpy(kd[0]) if kd else None
+        kd_rows = torch.from_numpy(kd[1]) if kd else None
+        alpha = getattr(c, "alpha", 0.0)
+        heads = TrainingHeads(c.hidden, teacher.shape[1] if kd else None, c.dim, c.align)
+        trainable = torch.nn.ModuleDict({"student": self.module, "heads": heads})
+        parts: dict[str, list[float]] = {"bce": [], "kd": [], "align": []}
+
+        def batch_loss(indices: np.ndarray) -> torch.Tensor:
+            batch = self.encoder.encode([train[i] for i in indices])
+            logits, feature, prompt = self.module(batch)
+            loss = F.binary_cross_entropy_with_logits(logits, batch.target)
+            parts["bce"].append(float(loss.detach()))
+            if teacher is not None:
+                rows = kd_rows[indices]
+                mse = distill_mse(heads.projector(feature[rows]), teacher[indices][rows])
+                loss = loss + alpha * mse
+                if bool(rows.any()):
+                    parts["kd"].append(float(mse.detach()))
+            if c.align and c.align_weight > 0:
+                aligned = heads.alignment(self.module.drug_set(batch.current_drugs), prompt, c.tau)
+                loss = loss + c.align_weight * aligned
+                parts["align"].append(float(aligned.detach()))
+            return loss
+
+        def on_epoch_end(epoch: int) -> dict[str, float]:
+            means = {f"train_{k}": float(np.mean(v)) for k, v in parts.items() if v}
+            for v in parts.values():
+                v.clear()
+            return means
+
+        report = fit_minibatch(trainable, train=train, valid=valid, batch_loss=batch_loss,
+                               predict=self.predict_proba, drug_vocab=self.resources.vocabs["drug"],
+                               epochs=c.epochs, batch_size=c.batch_size, lr=c.lr, weight_decay=c.weight_decay,
+                               patience=c.patience, seed=seed, progress=progress, description=f"fit {self.name}",
+                               on_epoch_end=on_epoch_end)
+        report.notes.update({"profile_values": dict(zip(self.profile_vocab.fields, (len(v) for v in self.profile_vocab.values))),
+                             "distillation": kd[2] if kd else None, "align": c.align and c.align_weight > 0})
+        return report
+
+
+class LeaderStudent(LeaderStudentNoKD):
+    """LEADER(S) with offline feature-level distillation from a LEADER(T) run (`Resources.teacher`,
+    provided by `bench run` through `teacher_provider`) and profile alignment."""
+
+    name: ClassVar[str] = "leader-student"
+    needs: ClassVar[frozenset[str]] = frozenset({"teacher", "text"})   # titles: for an in-process teacher only
+    Config = DistilledStudentConfig
+    teacher_provider: ClassVar[str] = "leader.teacher_link:provide_teacher"
+    # `bench ablate --model leader-student`: each step adds one thing, same seed and split; the teacher
+    # row is the latest compatible leader-teacher run (the KD rows train one first when there is none)
+    ablation: ClassVar[tuple[dict, ...]] = (
+        {"label": "teacher", "model": "leader-teacher", "reuse": True},
+        {"label": "no-KD", "model": "leader-student-nokd", "set": {"align": "false"}},
+        {"label": "KD", "model": "leader-student", "set": {"align": "false"}},
+        {"label": "KD + align", "model": "leader-student", "set": {}},
+    )
+    # no teacher resource in the conformance test: a 3-step tiny-llama teacher in process, 48 distilled samples
+    smoke_options: ClassVar[dict[str, str]] = {
+        **LeaderStudentNoKD.smoke_options, "kd_samples": "48",
+        "teacher_set": "base_model=tiny-llama,steps=3,batch_size=4,grad_accum=1,max_tokens=256,lr=1e-3"}
+
+    def distillation(self, train: Sequence[Sample], seed: int, progress: Progress) -> tuple[np.ndarray, np.ndarray, dict]:
+        c = self.config
+        if c.alpha == 0:
+            return None
+        teacher = self.resources.teacher
+        if teacher is None:
+            if not c.teacher_set:
+                raise UserError(f"{self.name}: no teacher given (bench run provides one); set teacher_set=... "
+                                "to train one in process, or alpha=0")
+            from leader.teacher_link import train_in_process_teacher
+
+            teacher = train_in_process_teacher(self.resources, train, c.teacher_set, seed=seed, progress=progress)
+        rows = kd_subset(len(train), c.kd_samples, seed)
+        features = np.zeros((len(train), teacher.hidden_size), dtype=np.float32)
+        chosen = np.flatnonzero(rows)
+        features[chosen] = teacher.features([train[i] for i in chosen])
+        if c.kd_standardise:
+            features = standardise(features, rows)
+        describe = getattr(teacher, "describe", None)
+        notes = {"teacher": describe() if callable(describe) else {}, "kd_samples": int(rows.sum()),
+                 "teacher_hidden": teacher.hidden_size, "alpha": c.alpha}
+        return features, rows, notes
