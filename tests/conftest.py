@@ -31,3 +31,18 @@ def small_bundle():
     from bench.loading import load_bundle
 
     return load_bundle("synthetic-small")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """Every model in the tests is tiny: extra torch threads only add spin time, and on a 2-core
+    machine busy with anything else they make each step 5-10x slower (measured)."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

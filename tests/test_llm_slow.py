@@ -23,17 +23,6 @@ pytestmark = [pytest.mark.slow,
 HIDDEN = 576  # SmolLM2-135M
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a 2-core machine that is busy with anything else, a batch-1 forward of
-    SmolLM2 takes ~0.3 s with one thread and ~12 s with two (the threads wait for each other)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def data(small_bundle):

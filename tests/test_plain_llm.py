@@ -31,14 +31,6 @@ NAMES = {
 MATCHER = NameMatcher(NAMES)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tiny model gains nothing from threads, and on a busy machine they slow it down."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 # --- splitting and normalising --------------------------------------------------------------------
 

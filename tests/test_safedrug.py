@@ -18,14 +18,6 @@ from bench.splits import split_patients
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: extra CPU threads only add spin time (and on a busy machine, a lot of it)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 MASK = torch.tensor([[1.0, 1.0, 0.0],    # drug 0 has substructures 0 and 1
                      [0.0, 0.0, 1.0]])   # drug 1 has substructure 2

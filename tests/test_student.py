@@ -23,14 +23,6 @@ from leader.student_parts import ProfileVocab, StudentEncoder
 from leader.teacher_link import find_teacher_run, parse_teacher_set
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: extra CPU threads only add spin time (and on a busy machine, a lot of it)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 VOCABS = {"diagnosis": Vocab(["d0", "d1", "d2", "d3"]), "procedure": Vocab(["p0", "p1", "p2"]),
           "drug": Vocab(["m0", "m1", "m2", "m3", "m4"])}

@@ -27,14 +27,6 @@ def teacher(resources, **options) -> LeaderTeacher:
     return LeaderTeacher.from_options({**SMOKE, **{k: str(v) for k, v in options.items()}}, resources)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tiny model gains nothing from threads, and on a busy machine they make each step 5-10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def data(small_bundle):
