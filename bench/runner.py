@@ -73,6 +73,7 @@ def new_run_id() -> str:
 def run(options: RunOptions, progress: Progress) -> tuple[dict[str, Any], Path]:
     """Train and evaluate one model on one dataset; returns the run record and its folder."""
     options.check()
+    git = git_state(REPO_ROOT)  # the code as it is when the run starts (it may change during a long run)
     if options.threads is not None:
         import torch  # only here: `bench run --model popular` need not pay for torch otherwise
 
@@ -136,7 +137,7 @@ def run(options: RunOptions, progress: Progress) -> tuple[dict[str, Any], Path]:
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
-        "git": git_state(REPO_ROOT),
+        "git": git,
         "versions": package_versions(),
         "device": device_info(),
         "model": {"name": options.model, "config": config_to_dict(model.config), "hard_predictions": hard},
