@@ -65,8 +65,21 @@ class Cell:
         return f"{body} ± {self.std:.{digits}f}" if self.std is not None else body
 
 
+# A DDI rate only counts as best for a model that predicts at least this many drugs per visit on
+# average: a model that predicts (almost) nothing has (almost) no interactions.
+MIN_DRUGS_FOR_BEST_DDI = 1.0
+
+
+def _ranked(col: Column, record: dict[str, Any]) -> bool:
+    if col.key != "ddi_rate":
+        return True
+    drugs = _metric("all", "avg_drugs")(record)[0]
+    return drugs is not None and drugs >= MIN_DRUGS_FOR_BEST_DDI
+
+
 def build_rows(runs: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[Cell]]]:
-    """One row per run; a cell is best when it is the best value of its column within its dataset."""
+    """One row per run; a cell is best when it is the best value of its column within its dataset
+    (DDI only among models predicting >= MIN_DRUGS_FOR_BEST_DDI drugs per visit)."""
     values = [[col.get(r) for col in COLUMNS] for r in runs]
     rows = []
     for i, record in enumerate(runs):
@@ -74,7 +87,10 @@ def build_rows(runs: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[Ce
         for j, col in enumerate(COLUMNS):
             value, std = values[i][j]
             peers = [values[k][j][0] for k, other in enumerate(runs)
-                     if other["dataset"]["name"] == record["dataset"]["name"] and values[k][j][0] is not None]
+                     if other["dataset"]["name"] == record["dataset"]["name"] and values[k][j][0] is not None
+                     and _ranked(col, other)]
+            if not _ranked(col, record):
+                peers = []
             best = False
             if col.better and value is not None and len(peers) > 1:
                 best = value == (max(peers) if col.better == "high" else min(peers))

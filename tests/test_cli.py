@@ -96,3 +96,15 @@ def test_user_errors_are_one_line(args, message, tmp_path):
     assert message in out.output
     assert "Traceback" not in out.output
     assert len(out.output.strip().splitlines()) == 1
+
+
+def test_best_ddi_ignores_models_that_predict_almost_nothing():
+    from bench.compare import COLUMNS, build_rows
+
+    def record(model, ddi, drugs):
+        metrics = {"ddi_rate": {"mean": ddi, "std": 0.0}, "avg_drugs": {"mean": drugs, "std": 0.0}}
+        return {"model": {"name": model}, "dataset": {"name": "d"}, "metrics": {"all": metrics}, "timing": {}}
+
+    rows = build_rows([record("silent", 0.0, 0.02), record("a", 0.05, 10.0), record("b", 0.07, 11.0)])
+    ddi = [c.key for c in COLUMNS].index("ddi_rate")
+    assert [cells[ddi].best for _, cells in rows] == [False, True, False]
