@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.visits import VisitBatch, VisitEncoder, ddi_pair_score, margin_targets, masked_mean_embedding
+from bench.config import require
 from bench.data import Sample
 from bench.progress import Progress
 from bench.protocol import FitReport
@@ -99,9 +100,7 @@ class GAMENetConfig:
             "batch_size >= 1": self.batch_size >= 1, "patience >= 1": self.patience >= 1,
             "max_visits >= 1": self.max_visits >= 1, "ddi_decision sample|batch": self.ddi_decision in ("sample", "batch"),
         }
-        failed = [rule for rule, ok in checks.items() if not ok]
-        if failed:
-            raise ValueError("invalid GAMENet config: " + ", ".join(failed) + " required")
+        require(checks, "gamenet")
 
 
 def normalized_adjacency(adj: np.ndarray) -> torch.Tensor:

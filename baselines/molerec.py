@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from baselines.molecules import build_molecule_set, molecule_graphs
 from baselines.molerec_parts import MoleRecModule, anneal_beta, ddi_loss
 from baselines.visits import VisitEncoder, batch_ddi_rate, margin_targets
+from bench.config import require
 from bench.data import Sample
 from bench.errors import UserError
 from bench.progress import Progress
@@ -103,9 +104,7 @@ class MoleRecConfig:
             "batch_size >= 1": self.batch_size >= 1, "patience >= 1": self.patience >= 1,
             "max_visits >= 1": self.max_visits >= 1,
         }
-        failed = [name for name, ok in checks.items() if not ok]
-        if failed:
-            raise ValueError("molerec config needs " + ", ".join(failed))
+        require(checks, "molerec")
 
 
 class MoleRec(TorchRecommender):

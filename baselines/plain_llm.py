@@ -19,6 +19,7 @@ from typing import ClassVar, Literal
 import numpy as np
 import torch
 
+from bench.config import require
 from bench.data import Sample
 from bench.model_base import BaseRecommender
 from bench.progress import Progress
@@ -48,9 +49,7 @@ class PlainLLMConfig:
                   "max_new_tokens >= 1": self.max_new_tokens >= 1, "batch_size >= 1": self.batch_size >= 1,
                   "0 < match_cutoff <= 1": 0 < self.match_cutoff <= 1,
                   "chat_template auto|off": self.chat_template in ("auto", "off")}
-        failed = [name for name, ok in checks.items() if not ok]
-        if failed:
-            raise ValueError("need " + ", ".join(failed))
+        require(checks, "plain-llm")
 
 
 class PlainLLM(BaseRecommender):

@@ -35,6 +35,7 @@ import torch
 from baselines.molecules import build_molecule_set
 from baselines.safedrug_parts import MaskedLinear, MoleculeGraphs, MoleculeMPNN, build_graphs, controllable_loss
 from baselines.visits import VisitBatch, VisitEncoder, margin_targets
+from bench.config import require
 from bench.data import Sample, target_matrix
 from bench.progress import Progress
 from bench.protocol import FitReport
@@ -78,9 +79,7 @@ class SafeDrugConfig:
                   "mpnn_layers >= 0": self.mpnn_layers >= 0, "epochs >= 1": self.epochs >= 1,
                   "batch_size >= 1": self.batch_size >= 1, "patience >= 1": self.patience >= 1,
                   "max_visits >= 1": self.max_visits >= 1, "weight_decay >= 0": self.weight_decay >= 0}
-        failed = [name for name, ok in checks.items() if not ok]
-        if failed:
-            raise ValueError("safedrug config needs " + ", ".join(failed))
+        require(checks, "safedrug")
 
 
 class SafeDrugModule(torch.nn.Module):

@@ -105,5 +105,13 @@ def apply_overrides(config_cls: type[C], overrides: Mapping[str, str], *, owner:
         raise UserError(f"{owner}: {exc}") from None
 
 
+def require(checks: Mapping[str, bool], owner: str) -> None:
+    """Range checks of a config's `__post_init__`: {"lr > 0": lr > 0, ...}; ValueError naming every
+    failed rule (apply_overrides turns it into a one-line UserError)."""
+    failed = [rule for rule, ok in checks.items() if not ok]
+    if failed:
+        raise ValueError(f"{owner} config needs " + ", ".join(failed))
+
+
 def config_to_dict(config: object) -> dict[str, Any]:
     return dataclasses.asdict(config)  # type: ignore[arg-type]

@@ -42,6 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bench.config import require
 from bench.data import Sample
 from bench.errors import UserError
 from bench.progress import Progress
@@ -78,9 +79,7 @@ class StudentConfig:
     tau: float = 1.0
 
     def __post_init__(self) -> None:
-        failed = [name for name, ok in self.checks().items() if not ok]
-        if failed:
-            raise ValueError("need " + ", ".join(failed))
+        require(self.checks(), "leader-student")
 
     def checks(self) -> dict[str, bool]:
         return {"dim >= 1": self.dim >= 1, "heads >= 1": self.heads >= 1,

@@ -28,6 +28,7 @@ from typing import ClassVar, Literal
 import numpy as np
 import torch
 
+from bench.config import require
 from bench.data import Sample, target_matrix
 from bench.model_base import BaseRecommender
 from bench.progress import Progress
@@ -86,9 +87,7 @@ class TeacherConfig:
                   "padding_side left|right": self.padding_side in ("left", "right"),
                   "predict_batch_size >= 1": self.predict_batch_size >= 1,
                   "lora_targets not empty": bool(self.lora_targets.strip())}
-        failed = [name for name, ok in checks.items() if not ok]
-        if failed:
-            raise ValueError("need " + ", ".join(failed))
+        require(checks, "leader-teacher")
 
 
 class DrugScorer(torch.nn.Module):

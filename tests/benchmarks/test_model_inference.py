@@ -63,10 +63,7 @@ def fitted(setting) -> Callable[..., dict]:
     def get(name: str, **overrides: str) -> dict:
         key = (name, tuple(sorted(overrides.items())))
         if key not in cache:
-            try:
-                cls = model_class(name)
-            except ImportError as exc:
-                pytest.skip(f"{name} is registered but cannot be imported yet: {exc}")
+            cls = model_class(name)
             options = {**cls.smoke_options, **overrides}
             try:
                 resources = build_resources(setting["bundle"], setting["split"].train, cls.needs)
@@ -146,19 +143,9 @@ def test_predict_proba_smollm2(benchmark, fitted, setting, speed_note, name, bat
 
 
 # --------------------------------------------------------------------------- student against teacher
-def _student_or_skip() -> None:
-    if "leader-student" not in MODELS:
-        pytest.skip("leader-student is not registered in bench.registry.MODELS yet")
-    try:
-        model_class("leader-student")
-    except ImportError as exc:
-        pytest.skip(f"leader-student is registered but leader/student.py cannot be imported yet: {exc}")
-
-
 @pytest.mark.parametrize("teacher_base", ["tiny-llama", pytest.param(LLM_BASE, marks=pytest.mark.slow)])
 def test_student_vs_teacher_throughput(benchmark, fitted, setting, speed_note, teacher_base):
     """The student (benchmarked) and the teacher (timed the same way, same samples, same batch)."""
-    _student_or_skip()
     benchmark.group = "leader-student vs leader-teacher"
     slow = teacher_base != "tiny-llama"
     teacher = fitted("leader-teacher", **({"base_model": teacher_base} if slow else {}))
