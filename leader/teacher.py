@@ -30,6 +30,7 @@ import torch
 
 from bench.config import require
 from bench.data import Sample, target_matrix
+from bench.io import atomic_write_text
 from bench.model_base import BaseRecommender
 from bench.progress import Progress
 from bench.protocol import FitReport, Resources
@@ -271,8 +272,8 @@ class LeaderTeacher(BaseRecommender):
         if self.config.lora:
             self.scorer.body.save_pretrained(path / "adapter")
         (path / "adapter").mkdir(exist_ok=True)
-        (path / "adapter" / "drug_head_columns.json").write_text(
-            json.dumps(list(self.resources.vocabs["drug"].tokens)) + "\n")
+        atomic_write_text(path / "adapter" / "drug_head_columns.json",
+                          json.dumps(list(self.resources.vocabs["drug"].tokens)) + "\n")
 
     def n_params(self) -> int:
         """Every parameter used at inference: the LLM, the adapter and the output layer."""
