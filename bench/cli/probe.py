@@ -1,0 +1,66 @@
+"""`bench teacher-probe`: can the drug sets be read off a leader-teacher's features (validation split)?"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from bench.cli.console import stdout_console, user_errors
+
+
+def teacher_probe(
+    dataset: str = typer.Option("synthetic", "--dataset", "-d", help="the dataset the teacher was trained on"),
+    teacher_run: str = typer.Option("", "--teacher-run", help="a leader-teacher run id or folder (default: the "
+                                                              "latest compatible one, as leader-student picks)"),
+    n_train: int = typer.Option(2000, "--n", help="training samples of the probes: the seeded subset a student "
+                                                  "with kd_samples=N distils on (0 = all)"),
+    c: float = typer.Option(1.0, "--c", help="inverse L2 strength of every probe (sklearn's C)"),
+    seed: int = typer.Option(0, help="the teacher run's seed (split and subset)"),
+    split: str = typer.Option("random", help="random | leader | gamenet"),
+    ratios: str = typer.Option("8:1:1", help="train:valid:test patient ratios"),
+    protocol: str = typer.Option("last", help="validation samples: last | every"),
+    results_dir: Path = typer.Option(Path("results"), help="where the teacher run is"),
+    data_dir: Path = typer.Option(None, help="raw tables of a MIMIC dataset"),
+    resources: Path = typer.Option(None, help="drug-knowledge folder (default: $MEDREC_RESOURCES)"),
+    prep_set: list[str] = typer.Option(None, "--prep-set", help="preprocessing option key=value"),
+    threads: int = typer.Option(None, help="torch CPU threads"),
+) -> None:
+    """Validation PRAUC of linear probes on the teacher's features, on the codes, and on both.
+
+    Example: bench teacher-probe --dataset synthetic --n 2000
+    """
+    with user_errors():
+        from rich.table import Table
+
+        from bench.config import parse_assignments
+        from bench.errors import UserError
+        from bench.loading import load_bundle
+        from bench.progress import RichProgressReporter
+        from leader.probe import probe_rows
+        from leader.teacher_link import find_teacher_run, load_teacher_run
+
+        if c <= 0 or n_train < 0:
+            raise UserError(f"--c must be > 0 and --n >= 0, got {c} and {n_train}")
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
+        bundle = load_bundle(dataset, data_dir=data_dir, resources=resources,
+                             overrides=parse_assignments(prep_set, option="--prep-set"))
+        folder = find_teacher_run(results_dir, dataset, bundle.hash, seed=seed, split=split, ratios=ratios,
+                                  teacher_run=teacher_run)
+        if folder is None:
+            raise UserError(f"no leader-teacher run for {dataset} with seed {seed}, split {split} {ratios} under "
+                            f"{results_dir} (bench run --model leader-teacher first)")
+        teacher = load_teacher_run(folder, bundle, "explicit" if teacher_run else "latest",
+                                   progress=RichProgressReporter())
+        rows = probe_rows(bundle, teacher.features, seed=seed, split=split, ratios=ratios, protocol=protocol,
+                          n_train=n_train, c=c)
+    table = Table(title=f"{dataset}: linear probes, validation PRAUC (teacher {folder.name}, "
+                        f"{n_train or 'all'} training samples, C={c})")
+    for header in ("inputs", "dims", "valid PRAUC"):
+        table.add_column(header, justify="left" if header == "inputs" else "right")
+    for row in rows:
+        table.add_row(row.inputs, str(row.dims), f"{row.valid_prauc:.4f}")
+    stdout_console().print(table)

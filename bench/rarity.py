@@ -1,0 +1,174 @@
+"""`bench rarity`: accuracy by how rare the current visit's diagnosis codes were in training.
+
+A test visit's rarity is the training frequency of its rarest diagnosis code: the number of training
+visits (every visit of the training patients, which is what every model trains on) that contain the
+code; 0 = never seen in training. Visits are binned by that count (default edges 1, 5, 20: unseen,
+1-4, 5-19, 20+) and every run's stored test predictions are scored per bin. This is where an LLM
+teacher that reads code titles should help a student that only sees code ids (LEADER, arXiv
+2402.02803): an unseen or rare code has an untrained embedding, its title does not.
+
+The dataset is loaded again (the results store holds no codes) and must be the one the runs used
+(same content hash); the split is re-derived from each run's seed, scheme and ratios.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.table import Table
+
+from bench import metrics
+from bench.data import DatasetBundle, Patient
+from bench.errors import UserError
+from bench.results import PREDICTIONS_FILE, read_predictions
+from bench.splits import split_patients
+
+__all__ = ["RarityRow", "parse_edges", "training_code_counts", "rarest_code_count", "bin_labels", "rarity_rows",
+           "render_rarity"]
+
+DEFAULT_EDGES = (1, 5, 20)
+# a visit without diagnosis codes has no rare code: it falls into the top bin
+NO_CODES = np.iinfo(np.int64).max
+
+
+@dataclass(frozen=True)
+class RarityRow:
+    """One model on one rarity bin: n test samples and the mean per-sample metrics (None = n/a)."""
+
+    model: str
+    bin: str
+    n: int
+    jaccard: float | None
+    f1: float | None
+    prauc: float | None
+    avg_drugs: float | None
+
+
+def parse_edges(text: str) -> tuple[int, ...]:
+    """"1,5,20" -> (1, 5, 20): strictly increasing positive integers."""
+    try:
+        edges = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        edges = ()
+    if not edges or min(edges) < 1 or any(b <= a for a, b in zip(edges, edges[1:])):
+        raise UserError(f"--edges must be strictly increasing positive integers like 1,5,20, got {text!r}")
+    return edges
+
+
+def training_code_counts(train: Iterable[Patient]) -> Counter[str]:
+    """Diagnosis code -> number of training visits containing it."""
+    counts: Counter[str] = Counter()
+    for patient in train:
+        for visit in patient.visits:
+            counts.update(set(visit.diagnoses))
+    return counts
+
+
+def rarest_code_count(diagnoses: Sequence[str], counts: Counter[str]) -> int:
+    """Training count of the rarest of `diagnoses` (NO_CODES when there are none)."""
+    return min((counts[c] for c in diagnoses), default=NO_CODES)
+
+
+def bin_labels(edges: Sequence[int]) -> list[str]:
+    """Labels of the len(edges) + 1 bins cut at `edges`: "0 (unseen)", "1-4", ..., "20+"."""
+    cuts = (0, *edges)
+    labels = ["0 (unseen)" if edges[0] == 1 else f"0-{edges[0] - 1}"]
+    labels += [f"{a}" if b - a == 1 else f"{a}-{b - 1}" for a, b in zip(cuts[1:], cuts[2:])]
+    return labels + [f"{edges[-1]}+"]
+
+
+def _bin_of(count: np.ndarray, edges: Sequence[int]) -> np.ndarray:
+    """int [n]: bin index of each count (bins cut at `edges`, see bin_labels)."""
+    return np.searchsorted(np.asarray(edges), count, side="right")
+
+
+def _run_counts(record: dict[str, Any], bundle: DatasetBundle, cache: dict[tuple, tuple]) -> tuple:
+    """(training code counts, {(patient_id, visit_index): diagnoses}) for the run's split."""
+    key = (record["seed"], record["split"]["scheme"], record["split"]["ratios"])
+    if key not in cache:
+        split = split_patients(bundle.patients, key[1], key[0], key[2])
+        visits = {(p.id, i): v.diagnoses for p in split.test for i, v in enumerate(p.visits)}
+        cache[key] = (training_code_counts(split.train), visits)
+    return cache[key]
+
+
+def rarity_rows(runs: list[dict[str, Any]], bundle: DatasetBundle, edges: Sequence[int] = DEFAULT_EDGES,
+                threshold: float | None = None) -> list[RarityRow]:
+    """Per run (one per model) and non-empty rarity bin, the metrics of its stored test predictions.
+
+    `threshold` re-scores runs that stored probabilities (default: each run's own threshold);
+    hard-prediction runs keep their sets and have no PRAUC.
+    """
+    labels = bin_labels(edges)
+    cache: dict[tuple, tuple] = {}
+    rows = []
+    for record in runs:
+        where = record["_path"]
+        if record["dataset"]["hash"] != bundle.hash:
+            raise UserError(f"{where}: made on another version of {bundle.name} (hash {record['dataset']['hash']}, "
+                            f"loaded {bundle.hash}); pass the run's --prep-set / --data-dir")
+        counts, visits = _run_counts(record, bundle, cache)
+        preds = read_predictions(Path(where))
+        keys = zip(preds.patient_id.tolist(), preds.visit_index.tolist())
+        try:
+            rarest = np.array([rarest_code_count(visits[k], counts) for k in keys], dtype=np.int64)
+        except KeyError as missing:
+            raise UserError(f"{Path(where) / PREDICTIONS_FILE}: test sample {missing} is not in the split "
+                            "re-derived from the run's seed and ratios") from None
+        predicted = preds.predicted
+        if threshold is not None and preds.scores is not None:
+            predicted = preds.scores >= threshold
+        per_sample = metrics.per_sample_metrics(preds.target, predicted, preds.scores,
+                                                np.zeros((len(preds.drugs),) * 2, bool))
+        bins = _bin_of(rarest, edges)
+        for b, label in enumerate(labels):
+            index = np.flatnonzero(bins == b)
+            if not index.size:
+                continue
+            values = metrics.aggregate(per_sample, index)
+            rows.append(RarityRow(record["model"]["name"], label, int(index.size),
+                                  *(_finite(values.get(k)) for k in ("jaccard", "f1", "prauc", "avg_drugs"))))
+    return rows
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+HEADERS = ("model", "rarest code's training visits", "n", "Jaccard", "F1", "PRAUC", "#drugs")
+
+
+def _texts(row: RarityRow) -> list[str]:
+    numbers = [f"{v:.4f}" if v is not None else "n/a" for v in (row.jaccard, row.f1, row.prauc)]
+    return [row.model, row.bin, str(row.n), *numbers, "n/a" if row.avg_drugs is None else f"{row.avg_drugs:.2f}"]
+
+
+def render_rarity(rows: list[RarityRow], fmt: str, title: str) -> str | Table:
+    """The rows as a rich Table (`table`) or Markdown / CSV text."""
+    if fmt == "table":
+        table = Table(title=title)
+        for h in HEADERS:
+            table.add_column(h, justify="left" if h == "model" else "right")
+        for row in rows:
+            table.add_row(*_texts(row))
+        return table
+    if fmt == "md":
+        lines = ["| " + " | ".join(HEADERS) + " |", "|---|" + "---:|" * (len(HEADERS) - 1)]
+        lines += ["| " + " | ".join(_texts(row)) + " |" for row in rows]
+        return "\n".join(lines) + "\n"
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["model", "bin", "n", "jaccard", "f1", "prauc", "avg_drugs"])
+        for r in rows:
+            writer.writerow([r.model, r.bin, r.n, *("" if v is None else v for v in (r.jaccard, r.f1, r.prauc,
+                                                                                    r.avg_drugs))])
+        return out.getvalue()
+    raise UserError(f"--format must be one of table, md, csv, got {fmt!r}")
