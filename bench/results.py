@@ -127,3 +127,12 @@ def latest_runs(runs: list[dict[str, Any]], dataset: str | None = None) -> list[
         if key not in latest or record["created_at"] > latest[key]["created_at"]:
             latest[key] = record
     return [latest[k] for k in sorted(latest)]
+
+
+def metrics_entry(result: dict[str, Any]) -> dict[str, Any]:
+    """run.json's {metric: {mean, std, point}, n} from `metrics.evaluate`'s per-group result."""
+    from bench.metrics import METRICS
+
+    entry: dict[str, Any] = {name: {**result["metrics"][name], "point": result["point"][name]} for name in METRICS}
+    entry["n"] = result["n"]
+    return entry

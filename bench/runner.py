@@ -21,7 +21,7 @@ from bench.progress import Progress
 from bench.protocol import is_hard, prediction_notes
 from bench.provenance import device_info, git_state, package_versions
 from bench.registry import REPO_ROOT, dataset_card, import_target, model_class
-from bench.results import GROUPS, SCHEMA_VERSION, Predictions, run_dir, write_predictions, write_run
+from bench.results import GROUPS, SCHEMA_VERSION, Predictions, metrics_entry, run_dir, write_predictions, write_run
 from bench.splits import SCHEMES, parse_ratios, split_patients
 from bench.timing import TimingOptions, measure_inference, peak_rss_mb
 
@@ -152,7 +152,7 @@ def run(options: RunOptions, progress: Progress) -> tuple[dict[str, Any], Path]:
                   "patients": split.sizes()},
         "resampling": {"rounds": options.rounds, "fraction": options.fraction, "replace": options.replace},
         "overrides": dict(options.overrides),
-        "metrics": {group: _metrics_entry(evaluation[group]) for group in GROUPS},
+        "metrics": {group: metrics_entry(evaluation[group]) for group in GROUPS},
         "timing": {"fit_seconds": fit_seconds, **timing, "peak_rss_mb": peak_rss_mb(),
                    "n_params": model.n_params()},
         "fit": asdict(report),
@@ -168,11 +168,3 @@ def _timing_options(options: TimingOptions, cls: type) -> TimingOptions:
     used is recorded in run.json as timing.latency_calls."""
     fewer = getattr(cls, "latency_samples", None)
     return replace(options, latency_samples=min(options.latency_samples, fewer)) if fewer else options
-
-
-def _metrics_entry(result: dict[str, Any]) -> dict[str, Any]:
-    """{metric: {mean, std, point}, n} from `metrics.evaluate`'s per-group result."""
-    entry: dict[str, Any] = {name: {**result["metrics"][name], "point": result["point"][name]}
-                             for name in metrics.METRICS}
-    entry["n"] = result["n"]
-    return entry

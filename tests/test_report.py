@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import subprocess
@@ -151,3 +153,23 @@ def test_efficiency_rows_give_student_over_teacher_ratios():
     runs[1] = record("leader-student", 250.0, 2.0, 10_000, 500.0, batch=64)
     (row,) = efficiency_rows(runs)
     assert row.speedup_throughput is None and "not comparable" in row.note
+
+
+def test_compare_at_another_threshold_rescores_stored_predictions(results, tmp_path):
+    import shutil
+
+    from bench.rescore import rescore
+    from bench.results import read_runs
+
+    old = runner.invoke(app, ["compare", "--results-dir", str(results), "--threshold", "0.3"])
+    assert old.exit_code == 2 and "written before DDI graphs were stored" in old.output   # the hand-made oracle
+    results = Path(shutil.copytree(results, tmp_path / "results", ignore=shutil.ignore_patterns("oracle")))
+    out = runner.invoke(app, ["compare", "--results-dir", str(results), "--threshold", "0.3", "-f", "csv"])
+    assert out.exit_code == 0, out.output
+    rows = {r["model"]: r for r in csv.DictReader(io.StringIO(out.stdout.split("\n\n")[0]))}
+    [logreg] = [r for r in read_runs(results) if r["model"]["name"] == "logreg"]
+    expected = rescore(logreg, 0.3)["metrics"]["all"]["jaccard"]["mean"]
+    assert float(rows["logreg"]["jaccard"]) == pytest.approx(expected)
+    assert expected != logreg["metrics"]["all"]["jaccard"]["mean"]
+    bad = runner.invoke(app, ["compare", "--results-dir", str(results), "--threshold", "1.5"])
+    assert bad.exit_code == 2 and "--threshold must lie strictly between 0 and 1" in bad.output

@@ -69,3 +69,18 @@ def test_predictions_store_the_dataset_ddi_graph(tmp_path, small_bundle):
     pooled = metrics.aggregate(metrics.per_sample_metrics(predictions.target, predictions.predicted,
                                                           predictions.scores, predictions.ddi_adj))
     assert pooled["ddi_rate"] == pytest.approx(record["metrics"]["all"]["ddi_rate"]["point"])
+
+
+def test_rescoring_a_stored_run_equals_running_at_that_threshold(tmp_path):
+    from bench.rescore import rescore
+
+    for threshold in (0.5, 0.3):
+        run(RunOptions(model="logreg", dataset="synthetic-small", results_dir=tmp_path / str(threshold),
+                       overrides={"epochs": "2"}, threshold=threshold, protocol="every", timing=FAST,
+                       save_model=False), Progress())
+    [at_half], [at_03] = (read_runs(tmp_path / t) for t in ("0.5", "0.3"))
+    rescored = rescore(at_half, 0.3)
+    assert rescored["threshold"] == 0.3 and rescored["rescored_from"] == 0.5
+    assert rescored["metrics"] == at_03["metrics"]
+    assert rescored["metrics"]["all"]["jaccard"] != at_half["metrics"]["all"]["jaccard"]
+    assert rescore(at_03, 0.3) is at_03

@@ -3,7 +3,8 @@
 The model class declares its rows as `ablation` (e.g. leader/student.py: teacher, no-KD, KD,
 KD + alignment), each {"label", "model", "set": {option: value}, "reuse": bool}. A `reuse` row is not
 trained here: it shows the latest run of that model on the same dataset (same dataset hash, seed,
-split and ratios) after the others ran (a distilling row trains the teacher first when none exists).
+split, ratios and protocol; re-scored from its stored predictions at the ablation's threshold, see
+bench.rescore) after the others ran (a distilling row trains the teacher first when none exists).
 `--set` options go to every trained row whose model has that option. The table is `bench compare`'s
 (overall, then single/multi-visit and cost), one row per ablation step.
 """
@@ -84,7 +85,7 @@ def run_ablation(base, progress) -> list[dict[str, Any]]:
     for i, step in enumerate(steps):
         record = trained.get(i) or _latest_compatible(base, step["model"], reference)
         if record is None:
-            typer.echo(f"no {step['model']} run on {base.dataset} with this seed, split, protocol and threshold: "
+            typer.echo(f"no {step['model']} run on {base.dataset} with this seed, split and protocol: "
                        f"row {step['label']!r} left out", err=True)
             continue
         records.append({**record, "model": {**record["model"], "name": f"{step['model']} ({step['label']})"}})
@@ -92,15 +93,17 @@ def run_ablation(base, progress) -> list[dict[str, Any]]:
 
 
 def _latest_compatible(base, model: str, reference: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The newest run of `model` with the reference run's dataset hash, seed, split, ratios, protocol
-    and threshold (the same test samples, scored the same way)."""
+    """The newest run of `model` with the reference run's dataset hash, seed, split, ratios and
+    protocol (the same test samples), re-scored at the ablation's threshold if it used another."""
+    from bench.rescore import rescore
     from bench.results import read_runs
 
     if reference is None or not (base.results_dir / base.dataset / model).is_dir():
         return None
     def key(r: dict[str, Any]) -> tuple:
-        return (r["dataset"]["hash"], r["seed"], r["split"]["scheme"], r["split"]["ratios"], r["protocol"], r["threshold"])
+        return (r["dataset"]["hash"], r["seed"], r["split"]["scheme"], r["split"]["ratios"], r["protocol"])
 
     runs = [r for r in read_runs(base.results_dir) if r["model"]["name"] == model
             and r["dataset"]["name"] == base.dataset and key(r) == key(reference)]
-    return max(runs, key=lambda r: r["created_at"], default=None)
+    latest = max(runs, key=lambda r: r["created_at"], default=None)
+    return None if latest is None else rescore(latest, base.threshold)

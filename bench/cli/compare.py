@@ -17,6 +17,8 @@ def compare(
     bootstrap: int = typer.Option(1000, "--bootstrap", help="bootstrap replicates for --vs"),
     seed: int = typer.Option(0, "--seed", help="random seed of the --vs bootstrap"),
     plot: Path = typer.Option(None, "--plot", help="also write PNG plots per dataset into this folder"),
+    threshold: float = typer.Option(None, "--threshold", help="re-score every run that stored probabilities at "
+                                                              "this threshold (default: each run's own)"),
 ) -> None:
     """Show the latest run of every model (per dataset), best value per column marked.
 
@@ -35,6 +37,12 @@ def compare(
         if not results_dir.is_dir():
             raise UserError(f"--results-dir {results_dir}: no such folder (run `bench run` first)")
         runs = latest_runs(read_runs(results_dir), dataset)
+        if threshold is not None:
+            from bench.rescore import rescore
+
+            if not 0.0 < threshold < 1.0:
+                raise UserError(f"--threshold must lie strictly between 0 and 1, got {threshold}")
+            runs = [rescore(r, threshold) for r in runs]
         if not runs:
             where = f" for dataset {dataset!r}" if dataset else ""
             raise UserError(f"no runs{where} under {results_dir} (run `bench run --model logreg` first)")
