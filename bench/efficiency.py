@@ -48,12 +48,15 @@ def efficiency_rows(runs: list[dict[str, Any]]) -> list[Efficiency]:
         same_test = student["dataset"].get("n_test") == teacher["dataset"].get("n_test") \
             and student["dataset"].get("hash") == teacher["dataset"].get("hash") \
             and student.get("seed") == teacher.get("seed")
-        if not (same_batch and same_test):
+        comparable = same_batch and same_test
+        if not comparable:
             note = "not comparable: different batch size or test samples"
+        elif (student.get("fit") or {}).get("notes", {}).get("distillation"):
+            note = "student's peak RSS includes the teacher it loaded for distillation features"
         rows.append(Efficiency(
             dataset=dataset, student=model,
-            speedup_throughput=_ratio(s.get("throughput_per_s"), t.get("throughput_per_s")) if not note else None,
-            speedup_latency=_ratio(t.get("latency_ms_p50"), s.get("latency_ms_p50")) if not note else None,
+            speedup_throughput=_ratio(s.get("throughput_per_s"), t.get("throughput_per_s")) if comparable else None,
+            speedup_latency=_ratio(t.get("latency_ms_p50"), s.get("latency_ms_p50")) if comparable else None,
             params_ratio=_ratio(t.get("n_params"), s.get("n_params")),
             memory_ratio=_ratio(t.get("peak_rss_mb"), s.get("peak_rss_mb")),
             note=note))

@@ -23,7 +23,7 @@ from bench.provenance import device_info, git_state, package_versions
 from bench.registry import REPO_ROOT, dataset_card, import_target, model_class
 from bench.results import GROUPS, SCHEMA_VERSION, Predictions, metrics_entry, run_dir, write_predictions, write_run
 from bench.splits import SCHEMES, parse_ratios, split_patients
-from bench.timing import TimingOptions, measure_inference, peak_rss_mb
+from bench.timing import TimingOptions, measure_inference, peak_rss_mb, reset_peak_rss
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,7 @@ def run(options: RunOptions, progress: Progress) -> tuple[dict[str, Any], Path]:
     """Train and evaluate one model on one dataset; returns the run record and its folder."""
     options.check()
     git = git_state(REPO_ROOT)  # the code as it is when the run starts (it may change during a long run)
+    rss_scope = "run" if reset_peak_rss() else "process"
     if options.threads is not None:
         import torch  # only here: `bench run --model popular` need not pay for torch otherwise
 
@@ -153,7 +154,7 @@ def run(options: RunOptions, progress: Progress) -> tuple[dict[str, Any], Path]:
         "resampling": {"rounds": options.rounds, "fraction": options.fraction, "replace": options.replace},
         "overrides": dict(options.overrides),
         "metrics": {group: metrics_entry(evaluation[group]) for group in GROUPS},
-        "timing": {"fit_seconds": fit_seconds, **timing, "peak_rss_mb": peak_rss_mb(),
+        "timing": {"fit_seconds": fit_seconds, **timing, "peak_rss_mb": peak_rss_mb(), "peak_rss_scope": rss_scope,
                    "n_params": model.n_params()},
         "fit": asdict(report),
         "prediction_notes": notes,

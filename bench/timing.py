@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -21,8 +22,29 @@ class TimingOptions:
     min_seconds: float = 1.0     # repeat throughput batches for at least this long
 
 
+PROC_STATUS, CLEAR_REFS = Path("/proc/self/status"), Path("/proc/self/clear_refs")
+
+
+def reset_peak_rss() -> bool:
+    """Restart the peak-memory count at the current resident size (Linux: "5" > /proc/self/clear_refs),
+    so a run's peak is its own when several runs share a process (`bench ablate`). False where the
+    platform cannot; peak_rss_mb then reports the process's peak so far."""
+    try:
+        CLEAR_REFS.write_text("5")
+    except OSError:
+        return False
+    return True
+
+
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MB (ru_maxrss is KB on Linux, bytes on macOS)."""
+    """Peak resident memory in MB since the last reset_peak_rss (VmHWM), else since the process started
+    (ru_maxrss is KB on Linux, bytes on macOS)."""
+    try:
+        for line in PROC_STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 

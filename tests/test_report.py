@@ -150,6 +150,9 @@ def test_efficiency_rows_give_student_over_teacher_ratios():
     assert (row.student, row.speedup_throughput, row.speedup_latency) == ("leader-student", 25.0, 100.0)
     assert (row.params_ratio, row.memory_ratio) == (100.0, 16.0)
     assert "25.0x" in render_efficiency([row], "md")
+    runs[1] = {**runs[1], "fit": {"notes": {"distillation": {"teacher": {}}}}}
+    (row,) = efficiency_rows(runs)
+    assert row.speedup_throughput == 25.0 and "includes the teacher" in row.note
     runs[1] = record("leader-student", 250.0, 2.0, 10_000, 500.0, batch=64)
     (row,) = efficiency_rows(runs)
     assert row.speedup_throughput is None and "not comparable" in row.note

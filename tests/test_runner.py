@@ -84,3 +84,17 @@ def test_rescoring_a_stored_run_equals_running_at_that_threshold(tmp_path):
     assert rescored["metrics"] == at_03["metrics"]
     assert rescored["metrics"]["all"]["jaccard"] != at_half["metrics"]["all"]["jaccard"]
     assert rescore(at_03, 0.3) is at_03
+
+
+def test_a_runs_peak_memory_is_its_own(tmp_path):
+    """Runs sharing a process (bench ablate) must not inherit an earlier, bigger peak."""
+    from bench.timing import peak_rss_mb, reset_peak_rss
+
+    if not reset_peak_rss():
+        pytest.skip("this platform cannot reset the peak resident size")
+    ballast = np.ones(150 * 2**20 // 8)                  # 150 MB resident
+    high = peak_rss_mb()
+    del ballast
+    record, _ = run(quick(tmp_path, model="popular"), Progress())
+    assert record["timing"]["peak_rss_scope"] == "run"
+    assert record["timing"]["peak_rss_mb"] < high - 100

@@ -64,12 +64,12 @@ def rarity(
 
 
 def label_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Runs of a model that appears more than once are named by their --set options too."""
+    """Runs of a model that appears more than once are named by their --set options and run id too."""
     names = [r["model"]["name"] for r in runs]
     labelled = []
     for record, name in zip(runs, names):
         if names.count(name) > 1:
             sets = ",".join(f"{k}={v}" for k, v in sorted(record.get("overrides", {}).items()))
-            name = f"{name} ({sets or record['run_id']})"
+            name = f"{name} ({sets or 'defaults'}, {record['run_id']})"
         labelled.append({**record, "model": {**record["model"], "name": name}})
     return labelled
