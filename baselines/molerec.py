@@ -54,7 +54,7 @@ from bench.data import Sample
 from bench.errors import UserError
 from bench.progress import Progress
 from bench.protocol import FitReport
-from bench.torch_model import TorchRecommender
+from bench.torch_model import ParameterCache, TorchRecommender
 from bench.training import fit_minibatch
 
 
@@ -117,7 +117,7 @@ class MoleRec(TorchRecommender):
 
     def __init__(self, config: MoleRecConfig, resources):
         self._inputs = None
-        self._pieces = None
+        self._pieces = ParameterCache()   # the drug-level molecule encoding at inference
         self.encoder = VisitEncoder(resources.vocabs, config.max_visits)
         super().__init__(config, resources)
 
@@ -152,14 +152,10 @@ class MoleRec(TorchRecommender):
         batch = self.encoder.encode(samples)
         if self.module.training or torch.is_grad_enabled():
             return self.module(batch)
-        tensors = [*self.module.parameters(), *self.module.buffers()]
-        key = (id(self.module), tuple(id(t) for t in tensors), tuple(t._version for t in tensors))
-        if self._pieces is None or self._pieces[0] != key:
-            self._pieces = (key, self.module.drug_pieces())
-        return self.module(batch, self._pieces[1])
+        return self.module(batch, self._pieces.get(self.module, self.module.drug_pieces))
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
-        self._pieces = None
+        self._pieces.clear()
         super().set_state(state)
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
@@ -179,7 +175,8 @@ class MoleRec(TorchRecommender):
     def fit(self, train: Sequence[Sample], valid: Sequence[Sample], *, seed: int,
             progress: Progress) -> FitReport:
         torch.manual_seed(seed)
-        self.module, self._pieces = self.build_module(), None
+        self.module = self.build_module()
+        self._pieces.clear()
         c = self.config
         parts: list[dict[str, float]] = []
 

@@ -39,7 +39,7 @@ from bench.config import require
 from bench.data import Sample, target_matrix
 from bench.progress import Progress
 from bench.protocol import FitReport
-from bench.torch_model import TorchRecommender
+from bench.torch_model import ParameterCache, TorchRecommender
 from bench.training import fit_minibatch
 
 
@@ -142,6 +142,10 @@ class SafeDrug(TorchRecommender):
     Config = SafeDrugConfig
     smoke_options: ClassVar[dict[str, str]] = {"epochs": "1", "dim": "16"}
 
+    def __init__(self, config: SafeDrugConfig, resources):
+        self._drugs = ParameterCache()   # the MPNN's drug embeddings at inference
+        super().__init__(config, resources)
+
     def build_module(self) -> torch.nn.Module:
         if not hasattr(self, "_graphs"):
             vocabs = self.resources.vocabs
@@ -157,20 +161,26 @@ class SafeDrug(TorchRecommender):
 
     @torch.no_grad()
     def predict_proba(self, samples: Sequence[Sample]) -> np.ndarray:
-        """float32 [n, D]; the molecules are encoded once per call."""
+        """float32 [n, D]. The molecules are encoded once and reused until the weights change, so
+        batch-1 latency does not pay for the MPNN over every molecule."""
         self.module.eval()
         if not samples:
             return np.zeros((0, self.resources.n_drugs), dtype=np.float32)
-        drugs = self.module.drug_embeddings()
+        drugs = self._drugs.get(self.module, self.module.drug_embeddings)
         parts = [torch.sigmoid(self.logits(samples[i:i + self.predict_batch_size], drugs)).numpy()
                  for i in range(0, len(samples), self.predict_batch_size)]
         return np.concatenate(parts).astype(np.float32, copy=False)
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        self._drugs.clear()
+        super().set_state(state)
 
     def fit(self, train: Sequence[Sample], valid: Sequence[Sample], *, seed: int,
             progress: Progress) -> FitReport:
         c = self.config
         torch.manual_seed(seed)
         self.module = self.build_module()
+        self._drugs.clear()
         margins = margin_targets(torch.from_numpy(target_matrix(train, self.resources.vocabs["drug"]).astype(np.float32)))
         adj = torch.from_numpy(np.asarray(self.resources.ddi_adj, dtype=np.float32))
         frozen = None if c.train_mpnn else self.module.drug_embeddings().detach()   # released behaviour

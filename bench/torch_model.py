@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,3 +47,28 @@ class TorchRecommender(BaseRecommender):
 
     def n_params(self) -> int:
         return int(sum(p.numel() for p in self.module.parameters()))
+
+
+class ParameterCache:
+    """A value computed from a module's weights (e.g. every drug's molecule encoding), reused at
+    inference until the module's parameters or buffers are replaced or changed: an optimiser step or
+    a load bumps the tensors' version counters. Tensors are held by weak reference, so a freed
+    module whose ids are reused never matches."""
+
+    def __init__(self) -> None:
+        self._refs: tuple[weakref.ref, ...] = ()
+        self._versions: tuple[int, ...] = ()
+        self._value: Any = None
+
+    def get(self, module: torch.nn.Module, compute: Callable[[], Any]) -> Any:
+        tensors = (*module.parameters(), *module.buffers())
+        versions = tuple(t._version for t in tensors)
+        same = (len(tensors) == len(self._refs) and versions == self._versions
+                and all(ref() is t for ref, t in zip(self._refs, tensors)))
+        if not same:
+            self._value = compute()
+            self._refs, self._versions = tuple(weakref.ref(t) for t in tensors), versions
+        return self._value
+
+    def clear(self) -> None:
+        self._refs, self._versions, self._value = (), (), None

@@ -181,3 +181,25 @@ def test_tiny_fit_end_to_end_is_deterministic(small_bundle):
         scores.append(model.predict_proba(valid))
     np.testing.assert_array_equal(scores[0], scores[1])
     assert np.isfinite(scores[0]).all()
+
+
+def test_inference_reuses_drug_embeddings_until_the_weights_change():
+    resources, samples = _tiny_resources()
+    model = SafeDrug(SafeDrugConfig(dim=8, dropout=0.0), resources)
+    calls = []
+    encode = model.module.drug_embeddings
+    model.module.drug_embeddings = lambda: calls.append(1) or encode()
+    first = model.predict_proba(samples)
+    np.testing.assert_array_equal(model.predict_proba(samples[:1]), first[:1])
+    assert len(calls) == 1                                   # encoded once for both calls
+    with torch.no_grad():
+        next(model.module.mpnn.parameters()).add_(0.5)       # in place: bumps the version counter
+    changed = model.predict_proba(samples)
+    assert len(calls) == 2 and not np.array_equal(changed, first)
+    with torch.no_grad():
+        model.module.eval()
+        uncached = torch.sigmoid(model.module(model.encoder.encode(samples), encode())).numpy()
+    np.testing.assert_allclose(changed, uncached, rtol=1e-6)
+    model.set_state(model.state())
+    model.predict_proba(samples[:1])
+    assert len(calls) == 3                                   # a load re-encodes
