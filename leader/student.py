@@ -104,16 +104,21 @@ class DistilledStudentConfig(StudentConfig):
     kd_samples: distil on a seeded subset of that many training samples (0 = all; the teacher's
     features cost one LLM forward pass per sample, about an hour for synthetic's ~10k training
     visits with smollm2-135m on 2 CPU cores). kd_standardise: z-score the teacher features per
-    dimension first (not in the paper)."""
+    dimension first (not in the paper). kd_control: "shuffled" is a control experiment, not a model
+    setting: the distilled samples' teacher features are permuted among them (seeded), keeping the
+    loss and the feature distribution but cutting each feature from its sample, so a gain that
+    survives it comes from the extra loss, not from what the teacher knows about the patient."""
 
     alpha: float = 0.4
     kd_samples: int = 0
     kd_standardise: bool = False
+    kd_control: str = "none"
     teacher_run: str = ""
     teacher_set: str = ""
 
     def checks(self) -> dict[str, bool]:
-        return super().checks() | {"alpha >= 0": self.alpha >= 0, "kd_samples >= 0": self.kd_samples >= 0}
+        return super().checks() | {"alpha >= 0": self.alpha >= 0, "kd_samples >= 0": self.kd_samples >= 0,
+                                   "kd_control in {none, shuffled}": self.kd_control in ("none", "shuffled")}
 
 
 class StudentModule(torch.nn.Module):
@@ -285,9 +290,11 @@ class LeaderStudent(LeaderStudentNoKD):
         features = np.zeros((len(train), teacher.hidden_size), dtype=np.float32)
         chosen = np.flatnonzero(rows)
         features[chosen] = teacher.features([train[i] for i in chosen])
+        if c.kd_control == "shuffled":
+            features[chosen] = features[np.random.default_rng(seed + 1).permutation(chosen)]
         if c.kd_standardise:
             features = standardise(features, rows)
         describe = getattr(teacher, "describe", None)
         notes = {"teacher": describe() if callable(describe) else {}, "kd_samples": int(rows.sum()),
-                 "teacher_hidden": teacher.hidden_size, "alpha": c.alpha}
+                 "teacher_hidden": teacher.hidden_size, "alpha": c.alpha, "kd_control": c.kd_control}
         return features, rows, notes

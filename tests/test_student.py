@@ -197,6 +197,27 @@ def test_tiny_distillation_from_a_tiny_llama_teacher(small_bundle):
     assert report.notes["distillation"]["teacher_hidden"] == teacher.hidden_size
 
 
+def test_shuffled_control_permutes_the_distilled_features_among_their_samples(small_bundle):
+    class IndexTeacher:       # feature row = the sample's patient id and visit index, so rows are traceable
+        hidden_size = 2
+
+        def features(self, samples):
+            return np.array([[s.patient.id, s.index] for s in samples], dtype=np.float32)
+
+    train = make_samples(split_patients(small_bundle.patients, "random", seed=0).train, "every")
+    resources = replace(build_resources(small_bundle, (), LeaderStudent.needs), teacher=IndexTeacher())
+    tiny = {"dim": "8", "heads": "2", "ffn": "16", "hidden": "8", "kd_samples": "40"}
+    plain, rows, _ = LeaderStudent.from_options(tiny, resources).distillation(train, 0, Progress())
+    shuffled, rows2, notes = LeaderStudent.from_options({**tiny, "kd_control": "shuffled"},
+                                                        resources).distillation(train, 0, Progress())
+    np.testing.assert_array_equal(rows, rows2)
+    assert notes["kd_control"] == "shuffled" and not shuffled[~rows].any()
+    assert sorted(map(tuple, shuffled[rows])) == sorted(map(tuple, plain[rows]))     # the same features ...
+    assert (shuffled[rows] != plain[rows]).any(axis=1).mean() > 0.9                  # ... on other samples
+    with pytest.raises(UserError, match="kd_control"):
+        LeaderStudent.from_options({**tiny, "kd_control": "random"}, resources)
+
+
 # --- where bench run finds the teacher ------------------------------------------------------------
 
 def write_run(root, run_id: str, *, dataset_hash: str = "h1", seed: int = 0, created: str = "2026-01-01",
