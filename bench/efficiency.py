@@ -43,16 +43,15 @@ def efficiency_rows(runs: list[dict[str, Any]]) -> list[Efficiency]:
         if model not in STUDENTS or teacher is None:
             continue
         s, t = student.get("timing", {}), teacher.get("timing", {})
-        note = ""
         same_batch = s.get("throughput_batch_size") == t.get("throughput_batch_size")
         same_test = student["dataset"].get("n_test") == teacher["dataset"].get("n_test") \
             and student["dataset"].get("hash") == teacher["dataset"].get("hash") \
             and student.get("seed") == teacher.get("seed")
         comparable = same_batch and same_test
-        if not comparable:
-            note = "not comparable: different batch size or test samples"
-        elif (student.get("fit") or {}).get("notes", {}).get("distillation"):
-            note = "student's peak RSS includes the teacher it loaded for distillation features"
+        notes = [] if comparable else ["speed not comparable: different batch size or test samples"]
+        if (student.get("fit") or {}).get("notes", {}).get("distillation"):
+            notes.append("student's peak RSS includes the teacher it loaded (or trained) for distillation")
+        note = "; ".join(notes)
         rows.append(Efficiency(
             dataset=dataset, student=model,
             speedup_throughput=_ratio(s.get("throughput_per_s"), t.get("throughput_per_s")) if comparable else None,

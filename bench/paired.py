@@ -19,7 +19,7 @@ from rich.table import Table
 
 from bench import metrics
 from bench.errors import UserError
-from bench.results import PREDICTIONS_FILE, Predictions, read_predictions
+from bench.results import Predictions, read_predictions
 from bench.significance import PAIRED_METRICS, SIGNIFICANT, Difference, align_keys, paired_bootstrap, ratio_terms
 
 __all__ = ["PairedRow", "PairedTable", "paired_table", "paired_caption", "render_paired"]
@@ -59,13 +59,7 @@ class _Loaded:
 
 
 def _load(record: dict[str, Any]) -> _Loaded:
-    from safetensors import SafetensorError
-
-    folder = Path(record["_path"])
-    try:
-        preds = read_predictions(folder)
-    except (OSError, KeyError, ValueError, SafetensorError) as exc:
-        raise UserError(f"{folder / PREDICTIONS_FILE}: cannot read the run's predictions ({exc})") from None
+    preds = read_predictions(Path(record["_path"]))
     return _Loaded(record, preds, np.column_stack([preds.patient_id, preds.visit_index]))
 
 
@@ -100,7 +94,10 @@ def _shared_graph(ref: _Loaded, other: _Loaded) -> tuple[np.ndarray | None, str]
 def _terms(loaded: _Loaded, order: np.ndarray, adj: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     p = loaded.predictions
     scores = None if p.scores is None else p.scores[order]
-    per_sample = metrics.per_sample_metrics(p.target[order], p.predicted[order], scores, adj)
+    predicted = p.predicted[order]
+    if scores is not None and "rescored_from" in loaded.record:   # bench compare --threshold
+        predicted = scores >= loaded.record["threshold"]
+    per_sample = metrics.per_sample_metrics(p.target[order], predicted, scores, adj)
     every = loaded.record.get("protocol") == "every"
     return ratio_terms(per_sample, p.patient_id[order] if every else None)
 

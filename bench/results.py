@@ -76,17 +76,21 @@ def write_predictions(folder: Path, predictions: Predictions) -> None:
 
 
 def read_predictions(folder: Path) -> Predictions:
-    from safetensors import safe_open
+    """A run folder's predictions.safetensors; a missing or malformed file is a UserError naming it."""
+    from safetensors import SafetensorError, safe_open
 
     path = folder / PREDICTIONS_FILE
-    with safe_open(str(path), framework="numpy") as handle:
-        drugs = tuple(json.loads(handle.metadata()["drugs"]))
-    arrays = load_file(str(path))
-    ddi_adj = arrays.get("ddi_adj")
-    return Predictions(target=arrays["target"].astype(bool), predicted=arrays["predicted"].astype(bool),
-                       scores=arrays.get("scores"), patient_id=arrays["patient_id"],
-                       visit_index=arrays["visit_index"], drugs=drugs,
-                       ddi_adj=None if ddi_adj is None else _checked_ddi_adj(ddi_adj, len(drugs)))
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            drugs = tuple(json.loads(handle.metadata()["drugs"]))
+        arrays = load_file(str(path))
+        ddi_adj = arrays.get("ddi_adj")
+        return Predictions(target=arrays["target"].astype(bool), predicted=arrays["predicted"].astype(bool),
+                           scores=arrays.get("scores"), patient_id=arrays["patient_id"],
+                           visit_index=arrays["visit_index"], drugs=drugs,
+                           ddi_adj=None if ddi_adj is None else _checked_ddi_adj(ddi_adj, len(drugs)))
+    except (OSError, KeyError, TypeError, ValueError, SafetensorError) as exc:
+        raise UserError(f"{path}: cannot read the run's predictions ({exc})") from None
 
 
 def _checked_ddi_adj(adj: np.ndarray, n_drugs: int) -> np.ndarray:

@@ -51,9 +51,10 @@ class TorchRecommender(BaseRecommender):
 
 class ParameterCache:
     """A value computed from a module's weights (e.g. every drug's molecule encoding), reused at
-    inference until the module's parameters or buffers are replaced or changed: an optimiser step or
-    a load bumps the tensors' version counters. Tensors are held by weak reference, so a freed
-    module whose ids are reused never matches."""
+    inference until the module's parameters or buffers are replaced or changed in place through
+    autograd-visible ops (an optimiser step, load_state_dict): those bump the tensors' version
+    counters. Writes through `.data` and dtype/device moves do NOT, so call `clear()` after those.
+    Tensors are held by weak reference, so a freed module whose ids are reused never matches."""
 
     def __init__(self) -> None:
         self._refs: tuple[weakref.ref, ...] = ()

@@ -105,8 +105,9 @@ class DistilledStudentConfig(StudentConfig):
     features cost one LLM forward pass per sample, about an hour for synthetic's ~10k training
     visits with smollm2-135m on 2 CPU cores). kd_standardise: z-score the teacher features per
     dimension first (not in the paper). kd_control: "shuffled" is a control experiment, not a model
-    setting: the distilled samples' teacher features are permuted among them (seeded), keeping the
-    loss and the feature distribution but cutting each feature from its sample, so a gain that
+    setting: the distilled samples' teacher features are moved along a seeded random cycle through
+    them (each lands on another sample; rarely another visit of the same patient), keeping the loss
+    and the feature distribution but cutting each feature from its sample, so a gain that
     survives it comes from the extra loss, not from what the teacher knows about the patient."""
 
     alpha: float = 0.4
@@ -291,7 +292,8 @@ class LeaderStudent(LeaderStudentNoKD):
         chosen = np.flatnonzero(rows)
         features[chosen] = teacher.features([train[i] for i in chosen])
         if c.kd_control == "shuffled":
-            features[chosen] = features[np.random.default_rng(seed + 1).permutation(chosen)]
+            order = np.random.default_rng(seed + 1).permutation(chosen)
+            features[order] = features[np.roll(order, 1)]   # a cycle: no feature stays on its own sample
         if c.kd_standardise:
             features = standardise(features, rows)
         describe = getattr(teacher, "describe", None)

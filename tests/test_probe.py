@@ -37,6 +37,8 @@ def test_teacher_probe_cli_on_a_tiny_teacher(tmp_path, monkeypatch):
     args = ["teacher-probe", "--dataset", "synthetic-small", "--results-dir", str(results), "--n", "60"]
     missing = runner.invoke(app, args)
     assert missing.exit_code == 2 and "no leader-teacher run for synthetic-small" in missing.output
+    bad = runner.invoke(app, [*args, "--protocol", "bogus"])
+    assert bad.exit_code == 2 and "--protocol must be one of" in bad.output
     run(RunOptions(model="leader-teacher", dataset="synthetic-small", results_dir=results,
                    timing=TimingOptions(latency_samples=2, batch_size=8, min_seconds=0.0),
                    overrides={"base_model": "tiny-llama", "steps": "1", "batch_size": "2", "grad_accum": "1",

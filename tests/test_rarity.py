@@ -113,3 +113,8 @@ def test_another_dataset_version_is_refused_in_one_line(results, tmp_path):
     out = runner.invoke(app, ["rarity", "--dataset", "synthetic-small", "--results-dir", str(results),
                               "--run", "no-such-run"])
     assert out.exit_code != 0 and "--run no-such-run" in out.output
+    record["dataset"]["hash"] = json.loads((popular_dir / "run.json").read_text())["dataset"]["hash"]
+    (copy / "run.json").write_text(json.dumps(record))
+    (copy / "predictions.safetensors").write_bytes(b"not a safetensors file")
+    out = runner.invoke(app, ["rarity", "--dataset", "synthetic-small", "--results-dir", str(tmp_path)])
+    assert out.exit_code == 2 and "cannot read the run's predictions" in out.output and "Traceback" not in out.output

@@ -174,5 +174,13 @@ def test_compare_at_another_threshold_rescores_stored_predictions(results, tmp_p
     expected = rescore(logreg, 0.3)["metrics"]["all"]["jaccard"]["mean"]
     assert float(rows["logreg"]["jaccard"]) == pytest.approx(expected)
     assert expected != logreg["metrics"]["all"]["jaccard"]["mean"]
+    paired = runner.invoke(app, ["compare", "--results-dir", str(results), "--threshold", "0.3", "--vs", "popular",
+                                 "-f", "md", "--bootstrap", "50"])
+    assert paired.exit_code == 0, paired.output
+    [row] = [line for line in paired.stdout.splitlines() if line.startswith("| synthetic-small | logreg |")][-1:]
+    [popular] = [r for r in read_runs(results) if r["model"]["name"] == "popular"]
+    points = [rescore(r, 0.3)["metrics"]["all"]["jaccard"]["point"] for r in (logreg, popular)]
+    shown = float(re.match(r"([+-][0-9.]+)", [c.strip() for c in row.strip("|").split("|")][2]).group(1))
+    assert shown == pytest.approx(points[0] - points[1], abs=5.1e-5)      # the paired table re-scored too
     bad = runner.invoke(app, ["compare", "--results-dir", str(results), "--threshold", "1.5"])
     assert bad.exit_code == 2 and "--threshold must lie strictly between 0 and 1" in bad.output

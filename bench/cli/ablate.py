@@ -95,6 +95,7 @@ def run_ablation(base, progress) -> list[dict[str, Any]]:
 def _latest_compatible(base, model: str, reference: dict[str, Any] | None) -> dict[str, Any] | None:
     """The newest run of `model` with the reference run's dataset hash, seed, split, ratios and
     protocol (the same test samples), re-scored at the ablation's threshold if it used another."""
+    from bench.errors import UserError
     from bench.rescore import rescore
     from bench.results import read_runs
 
@@ -106,4 +107,10 @@ def _latest_compatible(base, model: str, reference: dict[str, Any] | None) -> di
     runs = [r for r in read_runs(base.results_dir) if r["model"]["name"] == model
             and r["dataset"]["name"] == base.dataset and key(r) == key(reference)]
     latest = max(runs, key=lambda r: r["created_at"], default=None)
-    return None if latest is None else rescore(latest, base.threshold)
+    if latest is None:
+        return None
+    try:
+        return rescore(latest, base.threshold)
+    except UserError as exc:   # the trained rows are not lost for one unreadable reused row
+        typer.echo(f"{exc}: row of {model} left out", err=True)
+        return None
