@@ -52,18 +52,27 @@ class RunOptions:
         """Validate everything cheap before any work starts."""
         dataset_card(self.dataset)
         apply_overrides(model_class(self.model).Config, self.overrides, owner=f"model {self.model}")
-        if self.protocol not in PROTOCOLS:
-            raise UserError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
-        if self.split not in SCHEMES:
-            raise UserError(f"--split must be one of {', '.join(SCHEMES)}, got {self.split!r}")
-        try:
-            parse_ratios(self.ratios)
-        except ValueError as exc:
-            raise UserError(f"--ratios: {exc}") from None
-        if not 0.0 < self.threshold < 1.0:
-            raise UserError(f"--threshold must be between 0 and 1, got {self.threshold}")
+        check_sampling(self.protocol, self.split, self.ratios)
+        check_threshold(self.threshold)
         if self.threads is not None and self.threads < 1:
             raise UserError(f"--threads must be at least 1, got {self.threads}")
+
+
+def check_sampling(protocol: str, split: str, ratios: str) -> None:
+    """UserError unless --protocol, --split and --ratios are valid."""
+    if protocol not in PROTOCOLS:
+        raise UserError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    if split not in SCHEMES:
+        raise UserError(f"--split must be one of {', '.join(SCHEMES)}, got {split!r}")
+    try:
+        parse_ratios(ratios)
+    except ValueError as exc:
+        raise UserError(f"--ratios: {exc}") from None
+
+
+def check_threshold(threshold: float) -> None:
+    if not 0.0 < threshold < 1.0:
+        raise UserError(f"--threshold must lie strictly between 0 and 1, got {threshold}")
 
 
 def new_run_id() -> str:

@@ -39,9 +39,9 @@ def compare(
         runs = latest_runs(read_runs(results_dir), dataset)
         if threshold is not None:
             from bench.rescore import rescore
+            from bench.runner import check_threshold
 
-            if not 0.0 < threshold < 1.0:
-                raise UserError(f"--threshold must lie strictly between 0 and 1, got {threshold}")
+            check_threshold(threshold)
             runs = [rescore(r, threshold) for r in runs]
         if not runs:
             where = f" for dataset {dataset!r}" if dataset else ""

@@ -42,16 +42,9 @@ def teacher_probe(
 
         if c <= 0 or n_train < 0:
             raise UserError(f"--c must be > 0 and --n >= 0, got {c} and {n_train}")
-        from bench.data import PROTOCOLS
-        from bench.splits import SCHEMES, parse_ratios
+        from bench.runner import check_sampling
 
-        if protocol not in PROTOCOLS or split not in SCHEMES:
-            raise UserError(f"--protocol must be one of {', '.join(PROTOCOLS)} and --split one of "
-                            f"{', '.join(SCHEMES)}, got {protocol!r} and {split!r}")
-        try:
-            parse_ratios(ratios)
-        except ValueError as exc:
-            raise UserError(f"--ratios: {exc}") from None
+        check_sampling(protocol, split, ratios)
         if threads is not None:
             import torch
 

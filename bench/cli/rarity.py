@@ -36,8 +36,10 @@ def rarity(
 
         if fmt not in ("table", "md", "csv"):
             raise UserError(f"--format must be one of table, md, csv, got {fmt!r}")
-        if threshold is not None and not 0.0 < threshold < 1.0:
-            raise UserError(f"--threshold must lie strictly between 0 and 1, got {threshold}")
+        if threshold is not None:
+            from bench.runner import check_threshold
+
+            check_threshold(threshold)
         cuts = parse_edges(edges)
         if not results_dir.is_dir():
             raise UserError(f"--results-dir {results_dir}: no such folder (run `bench run` first)")
