@@ -1,6 +1,6 @@
 """Generated text -> ATC3 classes: split a list, normalise each name, match it exactly or fuzzily.
 
-The plain-LLM baseline (LEADER, arXiv 2402.02803, REFERENCE.md section 4) asks an LLM to write the
+The plain-LLM baseline (LEADER, arXiv 2402.02803, docs/leader.md#plain-llm-baseline) asks an LLM to write the
 medication classes; the names it writes must be mapped back to the drug vocabulary. A name that
 matches no class is "out of corpus", the failure LEADER's output layer removes.
 """

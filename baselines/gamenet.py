@@ -34,7 +34,7 @@ Differences from the released code, on purpose:
 - Single-visit samples are kept; their dynamic read is zero (the released code reuses the static read).
 - The co-prescription graph is built from the training split only (given by the harness), and the
   DDI graph comes from the project's resources, so the released preprocessing's "top-40 severe side
-  effects" filter, which actually keeps the 40 LEAST frequent types (REFERENCE.md section 2), does
+  effects" filter, which actually keeps the 40 LEAST frequent types (docs/datasets.md#the-ddi-graph), does
   not apply. The DDI matrix is held in memory rather than re-read from disk on every visit.
 - Early stopping on validation PRAUC with `patience`; the best epoch's weights are kept.
 """

@@ -8,7 +8,7 @@ table through a set-attention block [S, d]; masked attention from every molecule
 substructures, the substructures re-scaled by the patient's relevance; molecule representation
 averaged per ATC3 class; MLP score head -> logits [B, D].
 
-Loss (REFERENCE.md section 5 and the released training loop; the paper calls the schedule
+Loss (docs/methods.md#molerec and the released training loop; the paper calls the schedule
 "weight annealing"):
     L_acc = 0.95 * BCE(logits, y) + 0.05 * multilabel_margin(sigmoid(logits), y)
     L_ddi = 0.0005 * mean_b p_b^T A p_b        (p = sigmoid(logits), A the 0/1 DDI adjacency)
@@ -60,7 +60,7 @@ from bench.training import fit_minibatch
 
 @dataclass(frozen=True)
 class MoleRecConfig:
-    """Defaults from the paper (REFERENCE.md section 5) unless said otherwise.
+    """Defaults from the paper (docs/methods.md#molerec) unless said otherwise.
 
     dim 64, dropout 0.7 (on every code embedding before the per-visit sum), gin_dropout 0.7
     (between GIN layers: the released code passes its one dropout ratio to the GIN too), 4 GIN

@@ -17,7 +17,7 @@ from baselines.visits import VisitBatch, ddi_pair_score
 
 
 def anneal_beta(ddi_rate: float, target_ddi: float, kp: float) -> float:
-    """MoleRec's DDI weight annealing (REFERENCE.md section 5; the released training loop):
+    """MoleRec's DDI weight annealing (docs/methods.md#molerec; the released training loop):
     beta = min(exp(kp * (1 - ddi_rate / target_ddi)), 1). It is exactly 1 at or below the target
     (the accuracy loss alone) and decays exponentially above it, e.g. target 0.06, kp 2.5,
     ddi 0.09 -> exp(-1.25) = 0.287."""

@@ -1,6 +1,6 @@
 """`plain-llm`: a generating LLM reads LEADER's patient prompt and writes the medication classes.
 
-The LLM baseline of LEADER (arXiv 2402.02803, REFERENCE.md section 4): the same prompt as the
+The LLM baseline of LEADER (arXiv 2402.02803, docs/leader.md#plain-llm-baseline): the same prompt as the
 teacher (leader/prompts.py), wrapped in the model's chat template with a request for a
 comma-separated list of ATC3 class names; greedy decoding; each written name is mapped to an ATC3
 class by exact or fuzzy matching (baselines/drug_names.py). Predictions are hard 0/1 decisions:

@@ -3,7 +3,7 @@
 A patient is an ordered tuple of visits; each visit carries sets of diagnosis codes, procedure
 codes and drugs (ATC level-3 classes) plus admission profile fields. A `Sample` names one visit of
 one patient to predict: its diagnoses and procedures are inputs, its drugs the multi-label target,
-and every earlier visit is history (REFERENCE.md section 1).
+and every earlier visit is history (docs/evaluation.md#the-task).
 """
 
 from __future__ import annotations

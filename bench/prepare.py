@@ -1,4 +1,4 @@
-"""Build a dataset bundle from raw MIMIC-III / MIMIC-IV tables (REFERENCE.md section 2).
+"""Build a dataset bundle from raw MIMIC-III / MIMIC-IV tables (docs/datasets.md#preprocessing).
 
 Steps, each counted in the summary: read admissions, diagnoses, procedures and prescriptions
 (polars, streaming, every column as text); NDC -> RXCUI -> ATC4 -> ATC3 (unmapped and `0`/empty NDCs
@@ -33,7 +33,7 @@ PREPARE_VERSION = 2  # part of the cache key: bump when the output (bundle or co
 
 @dataclass(frozen=True)
 class MimicParams:
-    """Preprocessing parameters; defaults are the papers' (REFERENCE.md section 2). 0 = no limit."""
+    """Preprocessing parameters; defaults are the papers' (docs/datasets.md#options-and-defaults). 0 = no limit."""
 
     top_diagnoses: int = 2000
     top_procedures: int = 0          # MIMIC-III papers: unfiltered; MIMIC-IV (LEADER): 1000

@@ -1,4 +1,4 @@
-"""Patient-level train/valid/test splits (REFERENCE.md section 2).
+"""Patient-level train/valid/test splits (docs/evaluation.md#splits).
 
 Schemes:
 - `random` (default): seeded shuffle of patients, then cut by `ratios` (8:1:1).

@@ -1,4 +1,4 @@
-"""LEADER's training signals besides BCE (Liu et al., arXiv 2402.02803; REFERENCE.md section 4).
+"""LEADER's training signals besides BCE (Liu et al., arXiv 2402.02803; docs/leader.md#distillation).
 
 - Feature-level distillation (offline): the student's 128-d feature, projected by
   Linear(128, teacher_hidden), is pulled towards the teacher's cached last-token hidden state with a

@@ -1,6 +1,6 @@
 """The teacher's features for a set of samples, computed once and cached on disk.
 
-LEADER (Liu et al., arXiv 2402.02803; REFERENCE.md section 4) distils the teacher into the student
+LEADER (Liu et al., arXiv 2402.02803; docs/leader.md#distillation) distils the teacher into the student
 at the feature level: the student's 128-d feature, projected to the teacher's width, is pulled
 towards the teacher's final-layer hidden state of the prompt's last token. In the paper's OFFLINE
 mode the teacher's hidden states of the training set are computed once and stored; this module is

@@ -1,6 +1,6 @@
 """Batches of prompts for a decoder LLM, and the pooled hidden state LEADER's teacher reads.
 
-LEADER (arXiv 2402.02803, REFERENCE.md section 4) appends an EOS token to every prompt and takes the
+LEADER (arXiv 2402.02803, docs/leader.md#teacher) appends an EOS token to every prompt and takes the
 final-layer hidden state of the last non-pad token. Padding may sit on either side; position ids are
 derived from the attention mask, so a row's hidden states do not depend on how much padding its
 batch needed (left padding would otherwise shift every position).

@@ -1,6 +1,6 @@
-"""LEADER's patient prompts (Liu et al., arXiv 2402.02803; REFERENCE.md section 4).
+"""LEADER's patient prompts (Liu et al., arXiv 2402.02803; docs/leader.md#prompts).
 
-The template, verbatim from REFERENCE.md section 4 (and LEADER's released code):
+The template, verbatim from LEADER's released code (overview: docs/leader.md#prompts):
 
 - main: `The patient has <VISIT_NUM> times ICU visits. \\n <HISTORY> In this visit, he has diagnosis:
   <DIAGNOSIS>; procedures: <PROCEDURE>. Then, the patient should be prescribed: `

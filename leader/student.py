@@ -1,5 +1,5 @@
 """LEADER(S): the small student distilled from the LLM teacher (Liu et al., "Large Language Model
-Distilled Medication Recommendation Model", arXiv 2402.02803; REFERENCE.md section 4).
+Distilled Medication Recommendation Model", arXiv 2402.02803; docs/leader.md#student).
 
 Per sample, its LAST `max_visits` (10) visits up to and including the current one (the released code
 keeps the first 10 and then drops the current visit of long histories; here the current visit is

@@ -1,4 +1,4 @@
-"""Pieces of LEADER's student (Liu et al., arXiv 2402.02803; REFERENCE.md section 4): the padded
+"""Pieces of LEADER's student (Liu et al., arXiv 2402.02803; docs/leader.md#student): the padded
 batch it reads, the transformer block it stacks, and the profile-prompt vocabulary and encoder.
 
 Index conventions (`StudentEncoder`): ONE code table shared by the three code types; index 0 is

@@ -1,7 +1,7 @@
 """LEADER(T): an LLM reads the patient prompt; a new output layer scores every drug.
 
 Liu et al., "Large Language Model Distilled Medication Recommendation Model" (arXiv 2402.02803);
-REFERENCE.md section 4. The prompt (leader/prompts.py) gets an EOS token appended; the final-layer
+docs/leader.md#teacher. The prompt (leader/prompts.py) gets an EOS token appended; the final-layer
 hidden state of the last non-pad token h [B, H] goes through Linear(H, n_drugs, bias=False) -> logits
 [B, n_drugs], trained with BCE-with-logits on the multi-hot drugs. This output layer replaces text
 generation, so every prediction is a drug of the vocabulary. The LLM is adapted with LoRA (peft,
@@ -239,7 +239,7 @@ class LeaderTeacher(BaseRecommender):
 
     def hidden_features(self, samples: Sequence[Sample]) -> np.ndarray:
         """float32 [n, hidden]: the pooled last-layer state the output layer reads (what the student
-        distils, REFERENCE.md section 4)."""
+        distils, docs/leader.md#distillation)."""
         return self._forward_all(samples, features=True)
 
     # --- state ----------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""LEADER's prompts (leader/prompts.py, REFERENCE.md section 4) and `bench prompts`, on hand-made patients."""
+"""LEADER's prompts (leader/prompts.py, docs/leader.md#prompts) and `bench prompts`, on hand-made patients."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`bench prompts`: show what LEADER's LLM reads (REFERENCE.md section 4) and how long it is in tokens.
+"""`bench prompts`: show what LEADER's LLM reads (docs/leader.md#prompts) and how long it is in tokens.
 
 Printed prompts: test patients of the seeded random split (8:1:1), each with its LAST visit as the
 current one (protocol `last`, what LEADER evaluates), picked at random with `--seed`; the first one
