@@ -130,6 +130,11 @@ def measure_inference(model: Recommender, samples: Sequence[Sample], options: Ti
             "batch_ms_p95": _ms_or_none(float(np.percentile(batch_ns, 95)), resolution)}
 
 
+def timing_version(record: dict[str, Any]) -> int:
+    """A run's timing method (run.json `timing.version`); 1 for files written before it was recorded."""
+    return int((record.get("timing") or {}).get("version", 1))
+
+
 def latency_text(timing: dict[str, Any], key: str = "latency_ms_p50", digits: int = 3) -> str:
     """A latency (ms) for a table: "< timer resolution" when it was below it, "n/a" when absent,
     else the number (3 significant digits below 1 ms, so a fast model does not read as 0.000)."""
