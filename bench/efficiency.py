@@ -12,6 +12,8 @@ run.json, bench.timing) gives no latency speed-up, and the row's note says so.
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,7 +88,9 @@ def render_efficiency(rows: list[Efficiency], fmt: str) -> str:
     body = [[r.dataset, r.student, cell(r.speedup_throughput), cell(r.speedup_latency),
              cell(r.params_ratio), cell(r.memory_ratio), r.note] for r in rows]
     if fmt == "csv":
-        return "\n".join(",".join(line) for line in [header, *body]) + "\n"
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows([header, *body])
+        return out.getvalue()
     lines = ["student vs leader-teacher (same test samples and batch size; from run.json):", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(line) + " |" for line in body]

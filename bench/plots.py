@@ -9,7 +9,7 @@
 
 Values are the run.json means over the resampling rounds, error bars their std. A model has the same
 colour in every plot and every call (`model_colours`), its committed reference run (" (ref)",
-bench.reference) too. matplotlib is imported here only, through its
+bench.reference, hollow markers) too. matplotlib is imported here only, through its
 object API with the Agg canvas (no pyplot state), so `bench ls` and `bench compare` stay fast.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.io import atomic_path
-from bench.reference import base_model
+from bench.reference import base_model, is_reference
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -64,6 +64,11 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
+def _hollow(record: dict[str, Any]) -> dict[str, Any]:
+    """Marker style of a committed reference run: hollow, so it differs from the user's run of the model."""
+    return {"markerfacecolor": "white"} if is_reference(record) else {}
+
+
 def _nothing(ax: Any, what: str) -> None:
     ax.text(0.5, 0.5, f"no run has {what}", ha="center", va="center", transform=ax.transAxes)
 
@@ -83,7 +88,7 @@ def frontier_plot(runs: list[dict[str, Any]], dataset: str, colours: dict[str, s
         name = record["model"]["name"]
         points.append((latency, value))
         ax.errorbar([latency], [value], yerr=[std or 0.0], fmt="o", ms=8, capsize=3, color=colours[base_model(record)],
-                    label=name)
+                    label=name, **_hollow(record))
         ax.annotate(name, (latency, value), textcoords="offset points", xytext=(6, 6), fontsize=9)
     if points:
         best, frontier = float("-inf"), []
@@ -114,7 +119,7 @@ def ddi_jaccard_plot(runs: list[dict[str, Any]], dataset: str, colours: dict[str
             continue
         name = record["model"]["name"]
         ax.errorbar([jac], [ddi], xerr=[jac_std or 0.0], yerr=[ddi_std or 0.0], fmt="o", ms=8, capsize=3,
-                    color=colours[base_model(record)], label=name)
+                    color=colours[base_model(record)], label=name, **_hollow(record))
         ax.annotate(name, (jac, ddi), textcoords="offset points", xytext=(6, 6), fontsize=9)
         drawn = True
     truth = next((v for r in runs if (v := _metric(r, "all", "ddi_rate_true")[0]) is not None), None)
