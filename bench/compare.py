@@ -66,7 +66,6 @@ OLD_TIMING_NOTE = (f"{OLD_TIMING_MARK} timed before timing version {TIMING_VERSI
                    "encodings could be cached between calls and left out of the time; re-run to re-time.")
 
 
-
 @dataclass(frozen=True)
 class Cell:
     value: float | None
