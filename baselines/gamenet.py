@@ -240,6 +240,10 @@ class GAMENet(TorchRecommender):
     def logits(self, samples: Sequence[Sample]) -> torch.Tensor:
         return self.module(self.encoder.encode(samples))
 
+    def clear_input_cache(self) -> None:
+        """Forget the visits' cached code indices (bench.protocol.InputCache)."""
+        self.encoder.clear()
+
     def batch_loss(self, batch: VisitBatch, rng: np.random.Generator, temperature: float,
                    counts: dict[str, float]) -> torch.Tensor:
         """The loss of one training batch (module docstring); `counts` collects epoch statistics."""

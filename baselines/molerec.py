@@ -154,6 +154,10 @@ class MoleRec(TorchRecommender):
             return self.module(batch)
         return self.module(batch, self._pieces.get(self.module, self.module.drug_pieces))
 
+    def clear_input_cache(self) -> None:
+        """Forget the visits' cached code indices (bench.protocol.InputCache)."""
+        self.encoder.clear()
+
     def set_state(self, state: dict[str, np.ndarray]) -> None:
         self._pieces.clear()
         super().set_state(state)

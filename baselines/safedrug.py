@@ -159,6 +159,10 @@ class SafeDrug(TorchRecommender):
             drug_embeddings = self.module.drug_embeddings()
         return self.module(self.encoder.encode(samples), drug_embeddings)
 
+    def clear_input_cache(self) -> None:
+        """Forget the visits' cached code indices (bench.protocol.InputCache)."""
+        self.encoder.clear()
+
     @torch.no_grad()
     def predict_proba(self, samples: Sequence[Sample]) -> np.ndarray:
         """float32 [n, D]. The molecules are encoded once and reused until the weights change, so

@@ -1,16 +1,23 @@
 """`bench compare`: the latest run per model and dataset as one table, best value per column marked.
-The paired `--vs MODEL` table is bench.paired; both read the results store only."""
+The paired `--vs MODEL` table is bench.paired; both read the results store only.
+
+Rows of committed reference runs (bench.reference, `--reference`) carry " (ref)" after the model name
+(and `source` "reference" in CSV). A timing below the timer resolution prints "< timer resolution";
+the timing cells of runs timed before timing version 2 carry a dagger and a footnote (bench.timing)."""
 
 from __future__ import annotations
 
 import csv
 import io
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from rich.console import Group
 from rich.table import Table
+
+from bench.reference import base_model, source
+from bench.timing import BELOW_RESOLUTION, TIMING_VERSION, timing_version
 
 Better = Literal["high", "low"] | None
 FORMATS = ("table", "md", "csv", "latex")
@@ -23,6 +30,8 @@ class Column:
     get: Callable[[dict[str, Any]], tuple[float | None, float | None]]  # (value, std)
     better: Better
     digits: int
+    below_flag: str | None = None   # timing flag that marks a null value as below the timer resolution
+    significant: bool = False       # values under 1 keep 3 significant digits (a fast latency is not 0.000)
 
 
 def _metric(group: str, name: str) -> Callable[[dict[str, Any]], tuple[float | None, float | None]]:
@@ -47,9 +56,14 @@ COLUMNS: tuple[Column, ...] = (
     Column("prauc_single", "PRAUC single", _metric("single_visit", "prauc"), "high", 4),
     Column("prauc_multi", "PRAUC multi", _metric("multi_visit", "prauc"), "high", 4),
     Column("fit_seconds", "fit s", _timing("fit_seconds"), "low", 1),
-    Column("latency_ms_p50", "p50 ms", _timing("latency_ms_p50"), "low", 3),
-    Column("throughput_per_s", "samples/s", _timing("throughput_per_s"), "high", 0),
+    Column("latency_ms_p50", "p50 ms", _timing("latency_ms_p50"), "low", 3, "latency_below_resolution", True),
+    Column("throughput_per_s", "samples/s", _timing("throughput_per_s"), "high", 0, "throughput_below_resolution",
+           True),
 )
+OLD_TIMING_COLUMNS = ("latency_ms_p50", "throughput_per_s")   # marked when timed before timing version 2
+OLD_TIMING_MARK = "†"
+OLD_TIMING_NOTE = (f"{OLD_TIMING_MARK} timed before timing version {TIMING_VERSION}: the test samples' input "
+                   "encodings could be cached between calls and left out of the time; re-run to re-time.")
 
 
 @dataclass(frozen=True)
@@ -57,12 +71,19 @@ class Cell:
     value: float | None
     std: float | None
     best: bool
+    missing: str = "n/a"        # the text of a null value ("< timer resolution" for a too-fast timing)
+    mark: str = ""              # appended footnote mark (OLD_TIMING_MARK)
+    significant: bool = False   # values under 1 keep 3 significant digits
 
     def text(self, digits: int) -> str:
         if self.value is None:
-            return "n/a"
-        body = f"{self.value:,.{digits}f}" if digits == 0 else f"{self.value:.{digits}f}"
-        return f"{body} ± {self.std:.{digits}f}" if self.std is not None else body
+            return self.missing + self.mark
+        if self.significant and abs(self.value) < 1:
+            body = f"{self.value:.3g}"
+        else:
+            body = f"{self.value:,.{digits}f}" if digits == 0 else f"{self.value:.{digits}f}"
+        body = f"{body} ± {self.std:.{digits}f}" if self.std is not None else body
+        return body + self.mark
 
 
 # A DDI rate only counts as best for a model that predicts at least this many drugs per visit on
@@ -94,7 +115,11 @@ def build_rows(runs: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[Ce
             best = False
             if col.better and value is not None and len(peers) > 1:
                 best = value == (max(peers) if col.better == "high" else min(peers))
-            cells.append(Cell(value, std, best))
+            timing = record.get("timing") or {}
+            below = col.below_flag is not None and value is None and bool(timing.get(col.below_flag))
+            old = col.key in OLD_TIMING_COLUMNS and timing_version(record) < TIMING_VERSION
+            cells.append(Cell(value, std, best, missing=BELOW_RESOLUTION if below else "n/a",
+                              mark=OLD_TIMING_MARK if old else "", significant=col.significant))
         rows.append((record, cells))
     return rows
 
@@ -109,43 +134,66 @@ def _rich_table(rows: list[tuple[dict[str, Any], list[Cell]]], title: str, colum
     for record, cells in rows:
         texts = []
         for j in columns:
-            cell = cells[j] if with_std else Cell(cells[j].value, None, cells[j].best)
+            cell = cells[j] if with_std else replace(cells[j], std=None)
             text = cell.text(COLUMNS[j].digits)
             texts.append(f"[bold green]{text}[/]" if cell.best else text)
         table.add_row(record["dataset"]["name"], record["model"]["name"], *texts)
     return table
 
 
+def footnotes(runs: list[dict[str, Any]]) -> list[str]:
+    """The notes a table of `runs` needs: the old-timing dagger when a run was timed by version 1."""
+    return [OLD_TIMING_NOTE] if any(timing_version(r) < TIMING_VERSION for r in runs) else []
+
+
+def _csv_cells(cell: Cell) -> tuple[Any, Any]:
+    """A cell's (value, std) for CSV: numbers unmarked, a null value empty unless it has a reason
+    ("< timer resolution")."""
+    value = cell.value if cell.value is not None else ("" if cell.missing == "n/a" else cell.missing)
+    return value, "" if cell.std is None else cell.std
+
+
 def render(runs: list[dict[str, Any]], fmt: str) -> str | Group:
     """The comparison as two rich Tables (`table`) or as Markdown / CSV / LaTeX text."""
     rows = build_rows(runs)
+    notes = footnotes(runs)
     if fmt == "table":
+        cost = _rich_table(rows, "single- vs multi-visit (mean) and cost", range(5, len(COLUMNS)), with_std=False)
+        if notes:
+            cost.caption = " ".join(notes)
         return Group(_rich_table(rows, "accuracy: mean ± std over resampling rounds (best in bold green)",
-                                 range(0, 5)),
-                     _rich_table(rows, "single- vs multi-visit (mean) and cost", range(5, len(COLUMNS)),
-                                 with_std=False))
+                                 range(0, 5)), cost)
     if fmt == "md":
         lines = ["| dataset | model | " + " | ".join(c.header for c in COLUMNS) + " |",
                  "|---|---|" + "---:|" * len(COLUMNS)]
         for record, cells in rows:
             texts = [f"**{c.text(col.digits)}**" if c.best else c.text(col.digits) for c, col in zip(cells, COLUMNS)]
             lines.append(f"| {record['dataset']['name']} | {record['model']['name']} | " + " | ".join(texts) + " |")
+        lines += ["", *notes] if notes else []
         return "\n".join(lines) + "\n"
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow(["dataset", "model", "run_id", *(h for c in COLUMNS for h in (c.key, f"{c.key}_std"))])
+        writer.writerow(["dataset", "model", "source", "run_id",
+                         *(h for c in COLUMNS for h in (c.key, f"{c.key}_std")), "timing_version"])
         for record, cells in rows:
-            writer.writerow([record["dataset"]["name"], record["model"]["name"], record["run_id"],
-                             *(("" if v is None else v) for c in cells for v in (c.value, c.std))])
+            writer.writerow([record["dataset"]["name"], base_model(record), source(record), record["run_id"],
+                             *(v for c in cells for v in _csv_cells(c)), timing_version(record)])
         return out.getvalue()
     if fmt == "latex":
         lines = [r"\begin{tabular}{ll" + "r" * len(COLUMNS) + "}", r"\toprule",
                  "dataset & model & " + " & ".join(c.header for c in COLUMNS) + r" \\", r"\midrule"]
         for record, cells in rows:
-            texts = [(rf"\textbf{{{c.text(col.digits)}}}" if c.best else c.text(col.digits)).replace("±", r"$\pm$")
+            texts = [_latex(rf"\textbf{{{c.text(col.digits)}}}" if c.best else c.text(col.digits))
                      for c, col in zip(cells, COLUMNS)]
             lines.append(f"{record['dataset']['name']} & {record['model']['name']} & " + " & ".join(texts) + r" \\")
         lines += [r"\bottomrule", r"\end{tabular}"]
+        lines += [_latex(note) + r" \\" for note in notes]
         return "\n".join(lines) + "\n"
     raise ValueError(f"unknown format {fmt!r}")
+
+
+def _latex(text: str) -> str:
+    """A cell's text as LaTeX: ±, < and the dagger as math."""
+    return (text.replace("±", r"$\pm$").replace(BELOW_RESOLUTION, r"$<$ timer resolution")
+            .replace(OLD_TIMING_MARK, r"$^\dagger$"))

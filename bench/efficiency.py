@@ -5,12 +5,20 @@ For each dataset holding a `leader-teacher` run and a student run (`leader-stude
 `leader-student-nokd`), the ratios student / teacher of throughput (same batch size and test samples
 required), batch-1 latency (teacher / student), parameters and peak resident memory, from run.json
 alone. Peak memory is the whole `bench run` process's high-water mark (data, training and model).
+A student is paired with the teacher of its own source (user runs with user runs, committed reference
+runs with reference runs, bench.reference). A batch-1 latency below the timer resolution (null in
+run.json, bench.timing) gives no latency speed-up, and the row's note says so.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass
 from typing import Any
+
+from bench.reference import base_model, source
+from bench.timing import timing_version
 
 TEACHER = "leader-teacher"
 STUDENTS = ("leader-student", "leader-student-nokd")
@@ -36,10 +44,10 @@ def _ratio(numerator: Any, denominator: Any) -> float | None:
 def efficiency_rows(runs: list[dict[str, Any]]) -> list[Efficiency]:
     """One row per (dataset, student) with a teacher run on the same dataset; `runs` as
     `bench.results.latest_runs` returns them (one per model and dataset)."""
-    by_key = {(r["dataset"]["name"], r["model"]["name"]): r for r in runs}
+    by_key = {(r["dataset"]["name"], source(r), base_model(r)): r for r in runs}
     rows = []
-    for (dataset, model), student in sorted(by_key.items()):
-        teacher = by_key.get((dataset, TEACHER))
+    for (dataset, origin, model), student in sorted(by_key.items()):
+        teacher = by_key.get((dataset, origin, TEACHER))
         if model not in STUDENTS or teacher is None:
             continue
         s, t = student.get("timing", {}), teacher.get("timing", {})
@@ -49,11 +57,18 @@ def efficiency_rows(runs: list[dict[str, Any]]) -> list[Efficiency]:
             and student.get("seed") == teacher.get("seed")
         comparable = same_batch and same_test
         notes = [] if comparable else ["speed not comparable: different batch size or test samples"]
+        if timing_version(student) != timing_version(teacher):
+            notes.append(f"timed by different methods (timing version {timing_version(student)} for the student, "
+                         f"{timing_version(teacher)} for the teacher)")
+        below = [who for who, timing in (("student", s), ("teacher", t)) if timing.get("latency_below_resolution")]
+        if below:
+            notes.append(f"no latency speed-up: the {' and '.join(below)}'s batch-1 latency is below the timer "
+                         "resolution")
         if (student.get("fit") or {}).get("notes", {}).get("distillation"):
             notes.append("student's peak RSS includes the teacher it loaded (or trained) for distillation")
         note = "; ".join(notes)
         rows.append(Efficiency(
-            dataset=dataset, student=model,
+            dataset=dataset, student=student["model"]["name"],
             speedup_throughput=_ratio(s.get("throughput_per_s"), t.get("throughput_per_s")) if comparable else None,
             speedup_latency=_ratio(t.get("latency_ms_p50"), s.get("latency_ms_p50")) if comparable else None,
             params_ratio=_ratio(t.get("n_params"), s.get("n_params")),
@@ -73,7 +88,9 @@ def render_efficiency(rows: list[Efficiency], fmt: str) -> str:
     body = [[r.dataset, r.student, cell(r.speedup_throughput), cell(r.speedup_latency),
              cell(r.params_ratio), cell(r.memory_ratio), r.note] for r in rows]
     if fmt == "csv":
-        return "\n".join(",".join(line) for line in [header, *body]) + "\n"
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows([header, *body])
+        return out.getvalue()
     lines = ["student vs leader-teacher (same test samples and batch size; from run.json):", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(line) + " |" for line in body]

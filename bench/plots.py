@@ -2,12 +2,14 @@
 
 * `<dataset>-frontier.png`: PRAUC against batch-1 latency (p50, log axis), the accuracy/cost frontier
   drawn through the models no other model beats on both. When any model has no PRAUC (hard predictions
-  only), the whole plot uses Jaccard instead, so one axis never mixes two metrics.
+  only), the whole plot uses Jaccard instead, so one axis never mixes two metrics. A model whose latency
+  is below the timer resolution (null in run.json, bench.timing) has no point; the plot names it.
 * `<dataset>-ddi-jaccard.png`: DDI rate against Jaccard, with the ground truth's DDI rate as a line.
 * `<dataset>-visits.png`: Jaccard on single-visit vs multi-visit patients, two bars per model.
 
 Values are the run.json means over the resampling rounds, error bars their std. A model has the same
-colour in every plot and every call (`model_colours`). matplotlib is imported here only, through its
+colour in every plot and every call (`model_colours`), its committed reference run (" (ref)",
+bench.reference, hollow markers) too. matplotlib is imported here only, through its
 object API with the Agg canvas (no pyplot state), so `bench ls` and `bench compare` stay fast.
 """
 
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.io import atomic_path
+from bench.reference import base_model, is_reference
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -61,6 +64,11 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
+def _hollow(record: dict[str, Any]) -> dict[str, Any]:
+    """Marker style of a committed reference run: hollow, so it differs from the user's run of the model."""
+    return {"markerfacecolor": "white"} if is_reference(record) else {}
+
+
 def _nothing(ax: Any, what: str) -> None:
     ax.text(0.5, 0.5, f"no run has {what}", ha="center", va="center", transform=ax.transAxes)
 
@@ -70,14 +78,17 @@ def frontier_plot(runs: list[dict[str, Any]], dataset: str, colours: dict[str, s
     metric = "prauc" if all(_metric(r, "all", "prauc")[0] is not None for r in runs) else "jaccard"
     label = {"prauc": "PRAUC", "jaccard": "Jaccard"}[metric]
     fig, ax = _figure(f"{dataset}: {label} vs batch-1 latency (accuracy/cost frontier)")
-    points = []
+    points, too_fast = [], []
     for record in runs:
         (value, std), latency = _metric(record, "all", metric), record.get("timing", {}).get("latency_ms_p50")
+        if latency is None and record.get("timing", {}).get("latency_below_resolution"):
+            too_fast.append(record["model"]["name"])
         if value is None or latency is None or latency <= 0:
             continue
         name = record["model"]["name"]
         points.append((latency, value))
-        ax.errorbar([latency], [value], yerr=[std or 0.0], fmt="o", ms=8, capsize=3, color=colours[name], label=name)
+        ax.errorbar([latency], [value], yerr=[std or 0.0], fmt="o", ms=8, capsize=3, color=colours[base_model(record)],
+                    label=name, **_hollow(record))
         ax.annotate(name, (latency, value), textcoords="offset points", xytext=(6, 6), fontsize=9)
     if points:
         best, frontier = float("-inf"), []
@@ -90,6 +101,9 @@ def frontier_plot(runs: list[dict[str, Any]], dataset: str, colours: dict[str, s
         ax.legend(fontsize=9, loc="best")
     else:
         _nothing(ax, f"both {label} and a latency")
+    if too_fast:
+        ax.text(0.01, 0.01, f"not drawn, latency below the timer resolution: {', '.join(too_fast)}",
+                transform=ax.transAxes, fontsize=8, ha="left", va="bottom")
     ax.set_xlabel("batch-1 latency, p50 (ms, log scale; left is cheaper)")
     ax.set_ylabel(f"{label} (mean over resampling rounds; higher is better)")
     return _save(fig, path)
@@ -105,7 +119,7 @@ def ddi_jaccard_plot(runs: list[dict[str, Any]], dataset: str, colours: dict[str
             continue
         name = record["model"]["name"]
         ax.errorbar([jac], [ddi], xerr=[jac_std or 0.0], yerr=[ddi_std or 0.0], fmt="o", ms=8, capsize=3,
-                    color=colours[name], label=name)
+                    color=colours[base_model(record)], label=name, **_hollow(record))
         ax.annotate(name, (jac, ddi), textcoords="offset points", xytext=(6, 6), fontsize=9)
         drawn = True
     truth = next((v for r in runs if (v := _metric(r, "all", "ddi_rate_true")[0]) is not None), None)
@@ -128,7 +142,7 @@ def visits_plot(runs: list[dict[str, Any]], dataset: str, colours: dict[str, str
     names = [r["model"]["name"] for r in runs]
     width = 0.38
     for i, record in enumerate(runs):
-        colour = colours[record["model"]["name"]]
+        colour = colours[base_model(record)]
         for offset, group, style in ((-width / 2, "single_visit", {}),
                                      (width / 2, "multi_visit", {"hatch": "//", "alpha": 0.55})):
             value, std = _metric(record, group, "jaccard")
@@ -154,7 +168,7 @@ PLOTS = (("frontier", frontier_plot), ("ddi-jaccard", ddi_jaccard_plot), ("visit
 
 def write_plots(runs: list[dict[str, Any]], folder: Path) -> list[Path]:
     """Write the three PNGs of every dataset in `runs` into `folder` (atomically); returns their paths."""
-    colours = model_colours(r["model"]["name"] for r in runs)
+    colours = model_colours(base_model(r) for r in runs)
     written = []
     for dataset in sorted({r["dataset"]["name"] for r in runs}):
         subset = sorted((r for r in runs if r["dataset"]["name"] == dataset), key=lambda r: r["model"]["name"])

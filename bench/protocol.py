@@ -85,6 +85,23 @@ class Recommender(Protocol):
     def n_params(self) -> int: ...
 
 
+@runtime_checkable
+class InputCache(Protocol):
+    """A model that keeps per-sample input encodings across `predict_proba` calls (e.g. each visit's
+    code indices, keyed by the visit). `clear_input_cache()` forgets them; the timing clears them
+    before every timed call, so a timed call pays for building its inputs (bench.timing)."""
+
+    def clear_input_cache(self) -> None: ...
+
+
+def clear_input_cache(model: object) -> bool:
+    """Clear `model`'s per-sample input encodings when it keeps any (`InputCache`); True if it does."""
+    if isinstance(model, InputCache):
+        model.clear_input_cache()
+        return True
+    return False
+
+
 def is_hard(model: object) -> bool:
     """True for models whose `predict_proba` returns 0/1 decisions rather than scores (a generating
     LLM): PRAUC is then undefined and reported as null."""

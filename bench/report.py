@@ -18,9 +18,11 @@ from bench.compare import render
 from bench.errors import UserError
 from bench.io import atomic_write_text
 from bench.paired import paired_table, render_paired
+from bench.timing import BELOW_RESOLUTION, timing_version
 
 DEFAULT_REFERENCE = "logreg"
 TIMING_KEYS = ("fit_seconds", "latency_ms_p50", "throughput_per_s", "peak_rss_mb", "n_params")
+BELOW_FLAGS = {"latency_ms_p50": "latency_below_resolution", "throughput_per_s": "throughput_below_resolution"}
 FIGURES = (("frontier", "Accuracy against batch-1 latency (log axis): the accuracy/cost frontier."),
            ("ddi-jaccard", "DDI rate against Jaccard; the dashed line is the ground truth's DDI rate."),
            ("visits", "Jaccard on single-visit (solid) and multi-visit (hatched) patients."))
@@ -77,7 +79,9 @@ def _results_section(runs: list[dict[str, Any]]) -> list[str]:
     thresholds = sorted({str(r.get("threshold")) for r in runs})
     return ["## Results", "",
             f"Mean ± std over {how}; threshold {', '.join(thresholds)}; best value per column in bold. "
-            "Latency is batch-1 p50, throughput at the run's batch size.", "",
+            "Latency is batch-1 p50; throughput is samples over the summed time of whole batches of the run's "
+            "batch size; both time raw samples to scores (input encoding included). \"< timer resolution\" marks "
+            "a value the clock cannot measure.", "",
             str(render(runs, "md")).rstrip()]
 
 
@@ -109,6 +113,12 @@ def _short(value: Any) -> Any:
     return f"{value:.4g}" if isinstance(value, float) else value
 
 
+def _timing_values(timing: dict[str, Any]) -> dict[str, Any]:
+    """The runs section's timing entries; a value below the timer resolution reads "< timer resolution"."""
+    return {k: BELOW_RESOLUTION if timing.get(k) is None and timing.get(BELOW_FLAGS.get(k, "")) else _short(timing.get(k))
+            for k in TIMING_KEYS}
+
+
 def _runs_section(runs: list[dict[str, Any]]) -> list[str]:
     lines = ["## Runs", ""]
     for r in runs:
@@ -125,7 +135,7 @@ def _runs_section(runs: list[dict[str, Any]]) -> list[str]:
                   f"- git: {sha}",
                   f"- versions: {_compact(r.get('versions'))}",
                   f"- device: {_compact(r.get('device'))}",
-                  f"- timing: {_compact({k: _short(timing.get(k)) for k in TIMING_KEYS})}",
+                  f"- timing (version {timing_version(r)}): {_compact(_timing_values(timing))}",
                   ""]
     return lines[:-1]
 

@@ -192,6 +192,10 @@ class LeaderStudentNoKD(TorchRecommender):
     def logits(self, samples: Sequence[Sample]) -> torch.Tensor:
         return self.module(self.encoder.encode(samples))[0]
 
+    def clear_input_cache(self) -> None:
+        """Forget the visits' cached code indices (bench.protocol.InputCache)."""
+        self.encoder.clear()
+
     # --- state: the module's weights and the profile vocabulary ---------------------------------
     def state(self) -> dict[str, np.ndarray]:
         return super().state() | {PROFILE_KEY: self.profile_vocab.to_array()}

@@ -164,6 +164,10 @@ class StudentEncoder:
                                              for t, offset in self._types))
         return self._cache[key][1]
 
+    def clear(self) -> None:
+        """Forget every visit's cached code indices (the timing's cold path, bench.timing)."""
+        self._cache.clear()
+
     def window(self, sample: Sample) -> tuple[Visit, ...]:
         """The visits the student reads: the last `max_visits` up to and including the current one."""
         return sample.patient.visits[max(0, sample.index + 1 - self.max_visits): sample.index + 1]

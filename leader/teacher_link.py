@@ -8,7 +8,8 @@ LEADER(T)'s cached hidden states).
    dataset hash differs from this dataset's, or when it used another seed, split scheme or ratios
    (its training patients would differ: the teacher may have trained on the student's test patients);
 2. else the latest compatible leader-teacher run (same dataset, dataset hash, seed, split, ratios)
-   in the results folder;
+   in the results folder (the user's runs: the committed reference runs in results/reference/ are
+   never searched, and hold no weights);
 3. else a leader-teacher run is trained first through the same runner (with the student's
    `teacher_set` options) and used.
 The teacher's features come from `leader.feature_cache.teacher_features` (on disk, keyed by the

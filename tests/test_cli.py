@@ -58,8 +58,10 @@ def test_run_writes_a_complete_run_json(results):
         for metric in ("jaccard", "f1", "prauc", "ddi_rate", "avg_drugs"):
             assert set(entry[metric]) >= {"mean", "std"}
     assert record["metrics"]["all"]["n"] == record["dataset"]["n_test"]
-    for key in ("fit_seconds", "latency_ms_p50", "latency_ms_p95", "throughput_per_s", "peak_rss_mb", "n_params"):
+    for key in ("fit_seconds", "peak_rss_mb", "n_params", "timer_resolution_ns", "throughput_batches"):
         assert record["timing"][key] is not None
+    for key, flag in (("latency_ms_p50", "latency_below_resolution"), ("throughput_per_s", "throughput_below_resolution")):
+        assert (record["timing"][key] is None) == record["timing"][flag]
     assert (run_json.parent / "predictions.safetensors").is_file()
     assert not list(run_json.parent.glob(".*.tmp"))
 

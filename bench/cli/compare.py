@@ -19,33 +19,57 @@ def compare(
     plot: Path = typer.Option(None, "--plot", help="also write PNG plots per dataset into this folder"),
     threshold: float = typer.Option(None, "--threshold", help="re-score every run that stored probabilities at "
                                                               "this threshold (default: each run's own)"),
+    reference: bool = typer.Option(False, "--reference", help="also show the committed reference runs, as rows "
+                                                              "named 'MODEL (ref)' beside your own"),
+    reference_dir: Path = typer.Option(None, "--reference-dir", help="where the reference runs are (default: the "
+                                                                     "repository's results/reference)"),
 ) -> None:
-    """Show the latest run of every model (per dataset), best value per column marked.
+    """Show your latest run of every model (per dataset), best value per column marked.
+
+    Your runs are those `bench run` wrote under --results-dir. The committed reference runs
+    (results/reference/) are shown only with --reference, each as its own row named "MODEL (ref)":
+    a model you ran keeps its row and the reference row sits below it, never merged. --vs takes
+    either name (--vs "logreg (ref)").
 
     Example: bench compare --dataset synthetic --format md --vs logreg --plot plots/
+             bench compare --reference
     """
     with user_errors():
         from bench.compare import FORMATS, render
         from bench.errors import UserError
         from bench.paired import paired_table, render_paired
+        from bench.reference import combined, default_reference_dir, reference_runs
         from bench.results import latest_runs, read_runs
 
         if fmt not in FORMATS:
             raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
         if bootstrap < 1:
             raise UserError(f"--bootstrap must be at least 1, got {bootstrap}")
-        if not results_dir.is_dir():
-            raise UserError(f"--results-dir {results_dir}: no such folder (run `bench run` first)")
-        runs = latest_runs(read_runs(results_dir), dataset)
         if threshold is not None:
-            from bench.rescore import rescore
             from bench.runner import check_threshold
 
             check_threshold(threshold)
+        show_reference = "; `bench compare --reference` shows the committed reference runs"
+        if not results_dir.is_dir() and not reference:
+            raise UserError(f"--results-dir {results_dir}: no such folder (run `bench run` first{show_reference})")
+        runs = latest_runs(read_runs(results_dir), dataset) if results_dir.is_dir() else []
+        where = f" for dataset {dataset!r}" if dataset else ""
+        if not runs and not reference:
+            raise UserError(f"no runs of yours{where} under {results_dir} (run `bench run --model logreg` "
+                            f"first{show_reference})")
+        if reference:
+            folder = reference_dir or default_reference_dir()
+            refs = reference_runs(folder, dataset)
+            if not refs and not runs:
+                raise UserError(f"--reference: no reference runs{where} under {folder}, and none of yours "
+                                f"under {results_dir}")
+            if not refs:
+                typer.echo(f"--reference: no reference runs{where} under {folder}", err=True)
+            runs = combined(runs, refs)
+        if threshold is not None:
+            from bench.rescore import rescore
+
             runs = [rescore(r, threshold) for r in runs]
-        if not runs:
-            where = f" for dataset {dataset!r}" if dataset else ""
-            raise UserError(f"no runs{where} under {results_dir} (run `bench run --model logreg` first)")
         outputs = [render(runs, fmt)]
         from bench.efficiency import efficiency_rows, render_efficiency
 

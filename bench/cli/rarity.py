@@ -12,7 +12,8 @@ from bench.cli.console import stdout_console, user_errors
 
 def rarity(
     dataset: str = typer.Option(..., "--dataset", "-d", help="the dataset the runs were made on"),
-    results_dir: Path = typer.Option(Path("results"), help="folder that `bench run` wrote to"),
+    results_dir: Path = typer.Option(Path("results"), help="folder that `bench run` wrote to; "
+                                                            "results/reference for the committed reference runs"),
     run_ids: list[str] = typer.Option(None, "--run", help="only these run ids (repeatable); default: the latest "
                                                           "run of every model on DATASET"),
     edges: str = typer.Option("1,5,20", help="bin edges on the rarest code's number of training visits"),

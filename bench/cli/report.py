@@ -14,13 +14,18 @@ def report(
     out: Path = typer.Option(..., "--out", "-o", help="Markdown file to write; plots go to <stem>_plots/ beside it"),
     vs: str = typer.Option(None, "--vs", help="reference MODEL of the significance table (default: logreg if it "
                                               "has a run, else the first model by name)"),
-    results_dir: Path = typer.Option(Path("results"), help="folder that `bench run` wrote to"),
+    results_dir: Path = typer.Option(Path("results"), help="folder that `bench run` wrote to; "
+                                                            "results/reference for the committed reference runs"),
     bootstrap: int = typer.Option(1000, "--bootstrap", help="bootstrap replicates of the significance table"),
     seed: int = typer.Option(0, "--seed", help="random seed of the bootstrap"),
 ) -> None:
     """Write a Markdown report of the latest run of every model on DATASET.
 
+    It reports on your runs (--results-dir); `--results-dir results/reference` reports on the
+    committed reference runs instead.
+
     Example: bench report --dataset synthetic --out reports/synthetic.md --vs logreg
+             bench report --dataset synthetic --out reports/reference.md --results-dir results/reference
     """
     with user_errors():
         from bench.errors import UserError

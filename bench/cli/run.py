@@ -60,9 +60,14 @@ def print_summary(record: dict, folder: Path) -> None:
             cells.append("n/a" if mean is None else f"{mean:.4f} ± {std:.4f}")
         table.add_row(group, str(entry["n"]), *cells)
     console.print(table)
+    from bench.timing import latency_text, throughput_text
+
     t = record["timing"]
-    latency = "n/a" if t["latency_ms_p50"] is None else f"{t['latency_ms_p50']:.2f}/{t['latency_ms_p95']:.2f} ms"
+    p50, p95 = latency_text(t), latency_text(t, "latency_ms_p95")
+    latency = p50 if p50 == p95 and t.get("latency_ms_p95") is None else f"{p50}/{p95} ms"
+    throughput = throughput_text(t) + ("" if t.get("throughput_per_s") is None else " samples/s")
     console.print(f"fit {t['fit_seconds']:.1f} s | latency p50/p95 {latency} | "
-                  f"throughput {t['throughput_per_s'] or 0:,.0f} samples/s | peak RSS {t['peak_rss_mb']:.0f} MB | "
+                  f"throughput {throughput} (batch {t.get('throughput_batch_size')}) | "
+                  f"peak RSS {t['peak_rss_mb']:.0f} MB | "
                   f"{t['n_params']:,} parameters | ground-truth DDI rate {record['metrics']['all']['ddi_rate_true']['point']:.4f}")
     console.print(f"written: {folder / 'run.json'}")
