@@ -25,6 +25,8 @@ class SyntheticParams:
     def __post_init__(self) -> None:
         if self.n_patients < 10:
             raise ValueError("n_patients must be >= 10")
+        if self.seed < 0:
+            raise ValueError("seed must be >= 0")
 
 
 def load_synthetic(card: DatasetCard, *, data_dir: Path | None, resources: Path | None,

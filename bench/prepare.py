@@ -51,6 +51,8 @@ class MimicParams:
             raise ValueError("min_visits must be >= 1")
         if not 0.0 < self.subsample <= 1.0:
             raise ValueError("subsample must be in (0, 1]")
+        if self.subsample_seed < 0:
+            raise ValueError("subsample_seed must be >= 0")
 
 
 @dataclass(frozen=True)

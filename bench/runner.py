@@ -52,6 +52,7 @@ class RunOptions:
         """Validate everything cheap before any work starts."""
         dataset_card(self.dataset)
         apply_overrides(model_class(self.model).Config, self.overrides, owner=f"model {self.model}")
+        check_seed(self.seed)
         check_sampling(self.protocol, self.split, self.ratios)
         check_threshold(self.threshold)
         if self.threads is not None and self.threads < 1:
@@ -73,6 +74,17 @@ def check_sampling(protocol: str, split: str, ratios: str) -> None:
 def check_threshold(threshold: float) -> None:
     if not 0.0 < threshold < 1.0:
         raise UserError(f"--threshold must lie strictly between 0 and 1, got {threshold}")
+
+
+SEED_LIMIT = 2**32  # numpy's legacy seeding and some libraries take 32-bit seeds
+
+
+def check_seed(seed: int, option: str = "--seed") -> None:
+    """UserError unless `seed` is an integer in [0, 2**32) (numpy refuses negative seeds)."""
+    if seed < 0:
+        raise UserError(f"{option} {seed}: expected an integer >= 0")
+    if seed >= SEED_LIMIT:
+        raise UserError(f"{option} {seed}: expected an integer below {SEED_LIMIT} (2**32)")
 
 
 def new_run_id() -> str:

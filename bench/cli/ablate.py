@@ -44,10 +44,11 @@ def ablate(
         from bench.config import parse_assignments
         from bench.errors import UserError
         from bench.progress import RichProgressReporter
-        from bench.runner import RunOptions
+        from bench.runner import RunOptions, check_seed
 
         if fmt not in FORMATS:
             raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        check_seed(seed)
         base = RunOptions(model=model, dataset=dataset, seed=seed, overrides=parse_assignments(set_),
                           threshold=threshold, protocol=protocol, split=split, ratios=ratios,
                           results_dir=results_dir, data_dir=data_dir, resources=resources,

@@ -34,6 +34,9 @@ def compare(
             raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
         if bootstrap < 1:
             raise UserError(f"--bootstrap must be at least 1, got {bootstrap}")
+        from bench.runner import check_seed
+
+        check_seed(seed)
         if not results_dir.is_dir():
             raise UserError(f"--results-dir {results_dir}: no such folder (run `bench run` first)")
         runs = latest_runs(read_runs(results_dir), dataset)

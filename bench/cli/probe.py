@@ -42,8 +42,9 @@ def teacher_probe(
 
         if c <= 0 or n_train < 0:
             raise UserError(f"--c must be > 0 and --n >= 0, got {c} and {n_train}")
-        from bench.runner import check_sampling
+        from bench.runner import check_sampling, check_seed
 
+        check_seed(seed)
         check_sampling(protocol, split, ratios)
         if threads is not None:
             import torch

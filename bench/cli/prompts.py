@@ -36,6 +36,9 @@ def prompts(
     with user_errors():
         if n < 0 or max_tokens < 1 or max_history < 0:
             raise UserError("--n and --max-history must be >= 0 and --max-tokens >= 1")
+        from bench.runner import check_seed
+
+        check_seed(seed)
         from bench.config import parse_assignments
         from bench.data import make_samples
         from bench.loading import load_bundle
