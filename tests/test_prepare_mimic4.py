@@ -333,11 +333,67 @@ def test_the_wrong_release_gives_a_one_line_error(mimic4_dir, tmp_path):
     from bench.errors import UserError
 
     for name, data_dir, expected in [
-        ("mimic3-demo", mimic4_dir, f"{mimic4_dir}: missing table ADMISSIONS"),
-        ("mimic3-demo", mimic4_dir / "hosp", f"{mimic4_dir / 'hosp' / 'admissions.csv.gz'}: missing column religion"),
-        ("mimic4-demo", SHARED_DATA / "mimic3-demo",
-         f"{SHARED_DATA / 'mimic3-demo' / 'ADMISSIONS.csv'}: missing column race"),
+        ("mimic3-demo", mimic4_dir, f"{mimic4_dir} looks like MIMIC-IV (hosp/diagnoses_icd.csv.gz with "
+                                    "icd_version); use --dataset mimic4-demo or mimic4"),
+        ("mimic3-demo", mimic4_dir / "hosp", f"{mimic4_dir / 'hosp'} looks like MIMIC-IV (diagnoses_icd.csv.gz "
+                                             "with icd_version); use --dataset mimic4-demo or mimic4"),
+        ("mimic4-demo", SHARED_DATA / "mimic3-demo", f"{SHARED_DATA / 'mimic3-demo'} looks like MIMIC-III "
+                                                     "(DIAGNOSES_ICD.csv with icd9_code); use --dataset mimic3-demo or mimic3"),
     ]:
         with pytest.raises(UserError) as info:
             load_bundle(name, data_dir=data_dir, resources=MEDKB, cache_dir=tmp_path / "cache")
-        assert str(info.value).startswith(expected) and "\n" not in str(info.value)
+        assert str(info.value) == expected
+        out = CliRunner().invoke(app, ["prepare", "--dataset", name, "--data-dir", str(data_dir), "--resources",
+                                       str(MEDKB), "--cache-dir", str(tmp_path / "cache")])
+        assert (out.exit_code, out.output) == (2, f"error: {expected}\n")
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+
+
+def test_icd_version_11_and_a_reused_hadm_id_are_counted_dropped_and_warned(tmp_path, bundle):
+    """Issue 13 h: a version that is neither 9 nor 10, and an hadm_id under two patients."""
+    root = write_mimic4(tmp_path / "mimic4")
+    hosp = root / "hosp"
+    diagnoses = DIAGNOSES + [(20021, 2, "XA0", 11), (20041, 3, "XB1", 11)]
+    _write_gz(hosp / "diagnoses_icd.csv.gz", ["subject_id", "hadm_id", "seq_num", "icd_code", "icd_version"],
+              [(SUBJECT[h], h, seq, code, v) for h, seq, code, v in diagnoses])
+    admissions = ADMISSIONS + [(10002, 20011, "2181-01-01 00:00:00", "URGENT", "Medicaid", "?", "", "WHITE")]
+    _write_gz(hosp / "admissions.csv.gz", ADMISSIONS_COLUMNS, [
+        (s, h, t, "", "", kind, "P1234", "EMERGENCY ROOM", "HOME", ins, lang, marital, race, "", "", 0)
+        for s, h, t, kind, ins, lang, marital, race in admissions])
+    damaged = prepare(root, tmp_path / "cache")
+    counts = damaged.meta["counts"]
+    assert counts["diagnosis_rows_icd_version_unknown"] == 2 and counts["procedure_rows_icd_version_unknown"] == 0
+    assert counts["diagnosis_rows"] == 23 and counts["diagnosis_duplicate_rows"] == 1
+    assert bundle.meta["counts"]["diagnosis_rows_icd_version_unknown"] == 0
+    assert counts["admissions_hadm_id_reused"] == 1 and bundle.meta["counts"]["admissions_hadm_id_reused"] == 0
+    assert (counts["admissions_read"], counts["admissions_valid"]) == (17, 15)  # both rows of 20011 dropped
+    assert counts["visits_after_join"] == 13 and 20011 not in {v.admission_id for p in damaged.patients
+                                                               for v in p.visits}
+    # 10:E119 was only on 20011 (and 20061, which has no drug); no `11:` token
+    assert damaged.vocabs["diagnosis"].tokens == ("10:E785", "10:I10", "9:0414", "9:25000", "9:4019")
+    warnings = [f"{hosp / 'admissions.csv.gz'}: 1 hadm_id(s) under more than one subject_id (e.g. 20011); "
+                "their admissions are dropped (admissions_hadm_id_reused)",
+                f"{hosp / 'diagnoses_icd.csv.gz'}: 2 row(s) with icd_version other than 9 or 10 (11) dropped "
+                "(diagnosis_rows_icd_version_unknown)"]
+    assert damaged.meta["warnings"] == warnings and bundle.meta["warnings"] == []
+    out = CliRunner().invoke(app, ["prepare", "--dataset", "mimic4-demo", "--data-dir", str(root),
+                                                   "--resources", str(MEDKB), "--cache-dir", str(tmp_path / "cache")])
+    assert out.exit_code == 0, out.output
+    assert out.stderr == "".join(f"warning: {line}\n" for line in warnings)
+    assert "admissions hadm id reused" in out.stdout and "diagnosis rows icd version unknown" in out.stdout
+
+
+def test_run_json_records_which_files_were_read(mimic4_dir, tmp_path):
+    from bench.io import file_sha256
+
+    out = CliRunner().invoke(app, ["run", "--model", "popular", "--dataset", "mimic4-demo", "--data-dir",
+                                   str(mimic4_dir), "--resources", str(MEDKB), "--results-dir", str(tmp_path / "r")],
+                             env={"MEDREC_CACHE": str(tmp_path / "cache")})
+    assert out.exit_code == 0, out.output
+    import json
+
+    record = json.loads(next((tmp_path / "r").glob("*/*/*/run.json")).read_text())
+    inputs = record["dataset"]["meta"]["inputs"]
+    assert inputs["prescriptions"] == {"file": "hosp/prescriptions.csv.gz",
+                                       "sha256": file_sha256(mimic4_dir / "hosp" / "prescriptions.csv.gz")}
+    assert sorted(inputs) == ["admissions", "d_diagnosis", "d_procedure", "diagnoses", "prescriptions", "procedures"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from bench.cli.console import stdout_console, user_errors
+from bench.cli.console import print_warnings, stdout_console, user_errors
 
 
 def prepare(
@@ -32,6 +32,7 @@ def prepare(
             bundle = load_bundle(dataset, data_dir=data_dir, resources=resources, overrides=overrides,
                                  cache_dir=cache_dir, step=lambda what: status.update(f"preparing {dataset}: {what}"))
     print_summary(bundle.name, bundle.hash, bundle.meta)
+    print_warnings(bundle.meta.get("warnings"))
 
 
 def print_summary(name: str, content_hash: str, meta: dict) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from bench.cli.console import stdout_console, user_errors
+from bench.cli.console import print_warnings, stdout_console, user_errors
 
 
 def run(
@@ -42,6 +42,7 @@ def run(
                              prep_overrides=parse_assignments(prep_set, option="--prep-set"), threads=threads)
         record, folder = run_model(options, RichProgressReporter())
     print_summary(record, folder)
+    print_warnings(record["dataset"]["meta"].get("warnings"))
 
 
 def print_summary(record: dict, folder: Path) -> None:
