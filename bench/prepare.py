@@ -28,6 +28,7 @@ from bench.io import file_sha256
 from bench.mimic_tables import (RawTable, collect, detect_release, find_table, ndc_needs_padding,
                                 normalise_ndc)
 from bench.registry import DatasetCard, dataset_cards
+from bench.resource_tools import check_for_use
 from bench.summary import bundle_summary
 
 PREPARE_VERSION = 3  # part of the cache key: bump when the output (bundle or counts) changes
@@ -287,8 +288,11 @@ def _inputs(tables: dict[str, RawTable], data_dir: Path, digests: dict[Path, str
 
 
 def load_mimic(card: DatasetCard, *, data_dir: Path | None, resources: Path | None, overrides: dict[str, str],
-               cache_dir: Path | None = None, step: Callable[[str], None] = lambda _: None) -> DatasetBundle:
-    """The card's dataset from `data_dir`, from the cache when inputs and parameters are unchanged."""
+               cache_dir: Path | None = None, step: Callable[[str], None] = lambda _: None,
+               allow_modified_resources: bool = False) -> DatasetBundle:
+    """The card's dataset from `data_dir`, from the cache when inputs and parameters are unchanged. The
+    drug-knowledge files are checked against their pinned checksums first (a modified file is refused
+    unless `allow_modified_resources`); meta["resources_check"] says what was found."""
     if data_dir is None:
         where = f" ({card.download})" if card.download else ""
         raise UserError(f"dataset {card.name} needs --data-dir: the folder of the raw tables{where}")
@@ -297,6 +301,7 @@ def load_mimic(card: DatasetCard, *, data_dir: Path | None, resources: Path | No
         raise UserError(f"--data-dir {data_dir}: {what} (expected the folder of the raw tables)")
     params = apply_overrides(MimicParams, overrides, owner=f"dataset {card.name}", base=card.params)
     kb_dir = resources_dir(resources)
+    checked = check_for_use(kb_dir, allow_modified_resources)
     spec = FORMATS[card.format]
     inputs = sorted(p for p in _table_folder(data_dir, spec).iterdir() if p.is_file() and p.name.lower().split(".")[0]
                     in {s.lower() for s in (spec.admissions, spec.diagnoses, spec.procedures, spec.prescriptions,
@@ -305,8 +310,7 @@ def load_mimic(card: DatasetCard, *, data_dir: Path | None, resources: Path | No
     digests = {path: file_sha256(path) for path in inputs}
     key = cache_key(card.name, {"format": card.format, "version": PREPARE_VERSION, **asdict(params)}, inputs, digests)
     bundle = cached_bundle(key, cache_dir)
-    if bundle is not None:
-        return bundle
-    bundle = prepare_mimic(card.name, card.format, data_dir, load_medkb(kb_dir), params, step, digests)
-    store_bundle(bundle, key, cache_dir)
-    return bundle
+    if bundle is None:
+        bundle = prepare_mimic(card.name, card.format, data_dir, load_medkb(kb_dir), params, step, digests)
+        store_bundle(bundle, key, cache_dir)
+    return replace(bundle, meta={**bundle.meta, "resources_check": checked})  # of this load, not cached

@@ -47,6 +47,7 @@ class RunOptions:
     timing: TimingOptions = TimingOptions()
     save_model: bool = True
     threads: int | None = None
+    allow_modified_resources: bool = False
 
     def check(self) -> None:
         """Validate everything cheap before any work starts."""
@@ -105,7 +106,8 @@ def run(options: RunOptions, progress: Progress) -> tuple[dict[str, Any], Path]:
     with progress.task(f"prepare {options.dataset}", total=None) as bar:
         bundle = load_bundle(options.dataset, data_dir=options.data_dir, resources=options.resources,
                              overrides=options.prep_overrides, cache_dir=options.cache_dir,
-                             step=lambda what: bar.advance(0, status=what))
+                             step=lambda what: bar.advance(0, status=what),
+                             allow_modified_resources=options.allow_modified_resources)
     split = split_patients(bundle.patients, options.split, options.seed, options.ratios)
     # Training always uses every visit of the training patients as a target (as all the originals do);
     # validation and test follow the evaluation protocol.
@@ -167,6 +169,8 @@ def run(options: RunOptions, progress: Progress) -> tuple[dict[str, Any], Path]:
                     "n_valid": len(valid), "n_test": len(test), "n_drugs": len(bundle.drug_vocab),
                     "data_dir": None if options.data_dir is None else str(options.data_dir),
                     "prep_overrides": dict(options.prep_overrides), "meta": dict(bundle.meta)},
+        # drug-knowledge files checked against their pinned checksums (None: the dataset uses none)
+        "resources": bundle.meta.get("resources_check"),
         "seed": options.seed,
         "threshold": options.threshold,
         "protocol": options.protocol,
