@@ -280,7 +280,7 @@ def _cut_ddi(folder: Path, keep_lines: int) -> None:
 ])
 def test_run_refuses_a_modified_resources_folder(keep_lines, expected, medkb_copy, tmp_path):
     _cut_ddi(medkb_copy, keep_lines)
-    demo = SHARED_DATA / "mimic3-demo"
+    demo = MEDKB.parent / "mimic3-demo"
     for command in (["run", "--model", "popular", "--results-dir", str(tmp_path / "results")], ["prepare"]):
         out = runner.invoke(app, [*command, "--dataset", "mimic3-demo", "--data-dir", str(demo),
                                   "--resources", str(medkb_copy)], env={"MEDREC_CACHE": str(tmp_path / "cache")})
@@ -293,7 +293,7 @@ def test_run_with_allow_modified_resources_records_it(medkb_copy, tmp_path):
     import json
 
     _cut_ddi(medkb_copy, 183)
-    common = ["--dataset", "mimic3-demo", "--data-dir", str(SHARED_DATA / "mimic3-demo"),
+    common = ["--dataset", "mimic3-demo", "--data-dir", str(MEDKB.parent / "mimic3-demo"),
               "--results-dir", str(tmp_path / "results")]
     env = {"MEDREC_CACHE": str(tmp_path / "cache")}
     out = runner.invoke(app, ["run", "--model", "popular", *common, "--resources", str(medkb_copy),
