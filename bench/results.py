@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -177,15 +178,22 @@ def _idle_seconds(folder: Path) -> float:
     return max(0.0, time.time() - newest)
 
 
+RUN_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")  # bench.runner.new_run_id
+_COMMITTED = "reference"  # results/reference/<dataset>/<model>/<run_id>: committed runs, never listed here
+
+
 def run_folders(results_dir: Path) -> list[RunFolder]:
-    """Every run folder under `results_dir` (hidden names, e.g. temporaries, left out), sorted."""
+    """Every run folder under `results_dir`, sorted: those with a run.json, and those without one whose
+    name is a run id (so no other folder is ever taken for an incomplete run). Hidden names (temporaries)
+    and the committed reference runs in `reference/` are left out."""
     folders = []
     for path in sorted(results_dir.glob("*/*/*")):
         parts = path.relative_to(results_dir).parts
-        if not path.is_dir() or any(part.startswith(".") for part in parts):
+        if not path.is_dir() or parts[0] == _COMMITTED or any(part.startswith(".") for part in parts):
             continue
-        folders.append(RunFolder(*parts, path=path, complete=(path / RUN_FILE).is_file(),
-                                 idle_seconds=_idle_seconds(path)))
+        complete = (path / RUN_FILE).is_file()
+        if complete or RUN_ID.fullmatch(path.name):
+            folders.append(RunFolder(*parts, path=path, complete=complete, idle_seconds=_idle_seconds(path)))
     return folders
 
 

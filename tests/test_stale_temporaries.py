@@ -88,12 +88,17 @@ def results(tmp_path_factory) -> Path:
         out = runner.invoke(app, ["run", "--model", model, "--dataset", "synthetic-small", "--results-dir", str(root)])
         assert out.exit_code == 0, out.output
     finished = next((root / "synthetic-small" / "popular").iterdir())
-    for run_id, when in (("20200101T000000Z-killed", OLD), ("20990101T000000Z-active", None)):
+    for run_id, when in (("20200101T000000Z-dead00", OLD), ("20990101T000000Z-ac71fe", None)):
         folder = finished.parent / run_id
         shutil.copytree(finished, folder)
         (folder / "run.json").unlink()
         for path in [folder, *folder.rglob("*")]:
             os.utime(path, None if when is None else (when, when))
+    # not run folders: committed reference runs (one level deeper) and a folder that is not named as a run
+    shutil.copytree(finished, root / "reference" / "synthetic-small" / "popular" / finished.name)
+    (finished.parent / "notes").mkdir()
+    for path in (root / "reference", finished.parent / "notes"):
+        os.utime(path, (OLD, OLD))
     return root
 
 
@@ -103,8 +108,8 @@ def test_ls_runs_lists_complete_and_incomplete(results):
     lines = [line for line in out.output.splitlines() if "synthetic-small" in line]
     assert len(lines) == 4
     assert sum("complete" in line and "incomplete" not in line for line in lines) == 2
-    assert any("20200101T000000Z-killed" in line and "incomplete: no run.json" in line for line in lines)
-    assert any("20990101T000000Z-active" in line and "may still be running" in line for line in lines)
+    assert any("20200101T000000Z-dead00" in line and "incomplete: no run.json" in line for line in lines)
+    assert any("20990101T000000Z-ac71fe" in line and "may still be running" in line for line in lines)
     out = runner.invoke(app, ["ls", "runs", "--results-dir", str(results), "--incomplete"])
     assert out.exit_code == 0 and out.output.count("synthetic-small") == 2 and "incomplete" in out.output
 
@@ -131,11 +136,12 @@ def test_ls_runs_bad_options(args, expected):
 def test_ls_runs_remove_deletes_only_old_incomplete_folders(results, tmp_path):
     results = Path(shutil.copytree(results, tmp_path / "results"))  # the module's folders stay for the others
     folder = results / "synthetic-small" / "popular"
-    for path in [folder / "20200101T000000Z-killed", *(folder / "20200101T000000Z-killed").rglob("*")]:
+    for path in [folder / "20200101T000000Z-dead00", *(folder / "20200101T000000Z-dead00").rglob("*")]:
         os.utime(path, (OLD, OLD))  # copytree kept file times, not the folders'
     out = runner.invoke(app, ["ls", "runs", "--results-dir", str(results), "--incomplete", "--remove"])
     assert out.exit_code == 0, out.output
-    assert f"removed {folder / '20200101T000000Z-killed'}" in out.output
-    assert f"kept {folder / '20990101T000000Z-active'}" in out.output
-    assert not (folder / "20200101T000000Z-killed").exists() and (folder / "20990101T000000Z-active").exists()
+    assert f"removed {folder / '20200101T000000Z-dead00'}" in out.output
+    assert f"kept {folder / '20990101T000000Z-ac71fe'}" in out.output
+    assert not (folder / "20200101T000000Z-dead00").exists() and (folder / "20990101T000000Z-ac71fe").exists()
+    assert (folder / "notes").is_dir() and (results / "reference" / "synthetic-small" / "popular").is_dir()
     assert len([p for p in folder.iterdir() if (p / "run.json").is_file()]) == 1
