@@ -2,7 +2,8 @@
 
 A bundle lives in `<cache>/<key>/`, where the key hashes the dataset name, every preprocessing
 parameter and the sha256 of every input file, so a changed parameter or input never reuses a stale
-bundle. Folders are written under a temporary name and renamed into place (atomic).
+bundle. Folders are written under a temporary name and renamed into place (atomic); temporaries that a
+killed process left are removed by the next read or write of the cache (see bench.tempfiles).
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
-import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ import polars as pl
 
 from bench.io import file_sha256
 from bench.data import DatasetBundle, Visit, Vocab, group_visits
+from bench.tempfiles import make_temp_dir, remove_stale
 
 ENV_VAR = "MEDREC_CACHE"
 STORE_VERSION = 1
@@ -33,19 +36,42 @@ def cache_root(cache_dir: Path | None = None) -> Path:
     return Path(os.environ.get(ENV_VAR) or Path.home() / ".cache" / "medrec-bench")
 
 
-def cache_key(name: str, params: dict[str, Any], inputs: list[Path]) -> str:
-    """`<name>-<16 hex>` over the name, parameters and the inputs' names and checksums."""
+def cache_key(name: str, params: dict[str, Any], inputs: list[Path], digests: dict[Path, str] | None = None) -> str:
+    """`<name>-<16 hex>` over the name, parameters and the inputs' names and checksums (`digests`:
+    checksums already computed, by path)."""
+    digests = digests or {}
     payload = {"store": STORE_VERSION, "name": name, "params": params,
-               "inputs": [[p.name, file_sha256(p)] for p in inputs]}
+               "inputs": [[p.name, digests.get(p) or file_sha256(p)] for p in inputs]}
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
     return f"{name}-{digest[:16]}"
 
 
+# `.<key>.<random>`: a temporary folder of a version that did not name its writer
+_LEGACY_TEMP = re.compile(r"\..+-[0-9a-f]{16}\.[a-z0-9_]{8}")
+LEGACY_STALE_AFTER = 24 * 3600.0
+
+
+def clear_stale(root: Path) -> list[Path]:
+    """Remove the temporary folders that killed writers left in the cache (see bench.tempfiles), and
+    unnamed ones of older versions once they are a day old; returns what was removed."""
+    removed = remove_stale(root)
+    try:
+        legacy = [p for p in root.iterdir() if _LEGACY_TEMP.fullmatch(p.name) and p.is_dir()
+                  and time.time() - p.stat().st_mtime > LEGACY_STALE_AFTER]
+    except OSError:
+        return removed
+    for path in legacy:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed + legacy
+
+
 def store_bundle(bundle: DatasetBundle, key: str, cache_dir: Path | None = None) -> Path:
+    """Write `bundle` under `key` (a temporary folder renamed into place)."""
     root = cache_root(cache_dir)
     root.mkdir(parents=True, exist_ok=True)
+    clear_stale(root)
     target = root / key
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
+    tmp = make_temp_dir(root, key)
     try:
         rows = [(p.id, v.admission_id, list(v.diagnoses), list(v.procedures), list(v.drugs),
                  *(v.profile.get(f, "") for f in bundle.profile_fields))
@@ -80,6 +106,7 @@ def store_bundle(bundle: DatasetBundle, key: str, cache_dir: Path | None = None)
 def cached_bundle(key: str, cache_dir: Path | None = None) -> DatasetBundle | None:
     """The stored bundle for `key`, or None when there is none (or it is unreadable)."""
     folder = cache_root(cache_dir) / key
+    clear_stale(folder.parent)
     try:
         rest = json.loads((folder / BUNDLE_FILE).read_text(encoding="utf-8"))
         frame = pl.read_parquet(folder / VISITS_FILE)

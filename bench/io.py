@@ -1,14 +1,16 @@
 """File helpers: atomic writes (a temp file in the same folder, then `os.replace`, so readers never see
-half a file) and checksums."""
+half a file; temporaries a killed writer left are cleared by the next write, see bench.tempfiles) and
+checksums."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from bench.tempfiles import make_temp_file, remove_stale
 
 
 _UMASK = os.umask(0o022)
@@ -19,9 +21,8 @@ os.umask(_UMASK)
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temp path beside `target`; on success it replaces `target`, on error it is removed."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    remove_stale(target.parent, target.name)
+    tmp = make_temp_file(target.parent, target.name)
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions

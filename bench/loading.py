@@ -25,12 +25,15 @@ class SyntheticParams:
     def __post_init__(self) -> None:
         if self.n_patients < 10:
             raise ValueError("n_patients must be >= 10")
+        if self.seed < 0:
+            raise ValueError("seed must be >= 0")
 
 
 def load_synthetic(card: DatasetCard, *, data_dir: Path | None, resources: Path | None,
                    overrides: dict[str, str], cache_dir: Path | None = None,
-                   step: Callable[[str], None] = lambda _: None) -> DatasetBundle:
-    """The built-in cohort: generated in seconds, so it is not cached."""
+                   step: Callable[[str], None] = lambda _: None,
+                   allow_modified_resources: bool = False) -> DatasetBundle:
+    """The built-in cohort: generated in seconds, so it is not cached (and needs no resources)."""
     if data_dir is not None:
         raise UserError(f"dataset {card.name} is built in; --data-dir is not used (drop it)")
     params = apply_overrides(SyntheticParams, overrides, owner=f"dataset {card.name}", base=card.params)
@@ -41,13 +44,14 @@ def load_synthetic(card: DatasetCard, *, data_dir: Path | None, resources: Path 
 
 def load_bundle(name: str, *, data_dir: Path | None = None, resources: Path | None = None,
                 overrides: dict[str, str] | None = None, cache_dir: Path | None = None,
-                step: Callable[[str], None] = lambda _: None) -> DatasetBundle:
+                step: Callable[[str], None] = lambda _: None, allow_modified_resources: bool = False) -> DatasetBundle:
     """The dataset named by its card in datasets/: generated, read from the cache, or prepared from
     the raw tables in `data_dir` (with drug knowledge from `resources`). `overrides` are the
-    loader's typed parameters as `--prep-set` strings; `step` is told what is being done."""
+    loader's typed parameters as `--prep-set` strings; `step` is told what is being done;
+    `allow_modified_resources` lets drug-knowledge files that differ from their pinned checksums be used."""
     card = dataset_card(name)
     return import_target(card.loader)(card, data_dir=data_dir, resources=resources, overrides=dict(overrides or {}),
-                                      cache_dir=cache_dir, step=step)
+                                      cache_dir=cache_dir, step=step, allow_modified_resources=allow_modified_resources)
 
 
 def coprescription_graph(patients: Iterable[Patient], bundle: DatasetBundle) -> np.ndarray:

@@ -24,11 +24,14 @@ from bench.config import apply_overrides
 from bench.data import DatasetBundle, Patient, Visit, build_vocabs, group_visits
 from bench.errors import UserError
 from bench.medkb import MedKB, load_medkb, resources_dir
-from bench.mimic_tables import RawTable, collect, find_table, ndc_needs_padding, normalise_ndc
-from bench.registry import DatasetCard
+from bench.io import file_sha256
+from bench.mimic_tables import (RawTable, collect, detect_release, find_table, ndc_needs_padding,
+                                normalise_ndc)
+from bench.registry import DatasetCard, dataset_cards
+from bench.resource_tools import check_for_use
 from bench.summary import bundle_summary
 
-PREPARE_VERSION = 2  # part of the cache key: bump when the output (bundle or counts) changes
+PREPARE_VERSION = 3  # part of the cache key: bump when the output (bundle or counts) changes
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,8 @@ class MimicParams:
             raise ValueError("min_visits must be >= 1")
         if not 0.0 < self.subsample <= 1.0:
             raise ValueError("subsample must be in (0, 1]")
+        if self.subsample_seed < 0:
+            raise ValueError("subsample_seed must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -94,18 +99,34 @@ def _table_folder(data_dir: Path, spec: FormatSpec) -> Path:
     return data_dir
 
 
-def _read_admissions(table: RawTable, spec: FormatSpec, counts: dict[str, Any]) -> pl.DataFrame:
+def _read_admissions(table: RawTable, spec: FormatSpec, counts: dict[str, Any], warnings: list[str]) -> pl.DataFrame:
     columns = ["subject_id", "hadm_id", "admittime", *spec.profile_fields]
     frame = collect(table.scan(columns).with_columns(_int_id("subject_id"), ID), table.path)
     counts["admissions_read"] = frame.height
     counts["patients_read"] = frame["subject_id"].drop_nulls().n_unique()
-    frame = frame.drop_nulls(["subject_id", "hadm_id"]).unique("hadm_id", keep="first", maintain_order=True)
+    _require_rows(table, frame.height, "admission")
+    frame = frame.drop_nulls(["subject_id", "hadm_id"])
+    # an hadm_id under two patients: the code tables cannot tell whose codes are whose, so both go
+    shared = frame.group_by("hadm_id").agg(pl.col("subject_id").n_unique().alias("n")).filter(pl.col("n") > 1)
+    counts["admissions_hadm_id_reused"] = shared.height
+    if shared.height:
+        frame = frame.filter(~pl.col("hadm_id").is_in(shared["hadm_id"].implode()))
+        warnings.append(f"{table.path}: {shared.height:,} hadm_id(s) under more than one subject_id (e.g. "
+                        f"{shared['hadm_id'].min()}); their admissions are dropped (admissions_hadm_id_reused)")
+    frame = frame.unique("hadm_id", keep="first", maintain_order=True)
     counts["admissions_valid"] = frame.height
     return frame.with_columns([pl.col(f).fill_null("").str.strip_chars() for f in spec.profile_fields])
 
 
-def _read_codes(table: RawTable, spec: FormatSpec, kind: str, counts: dict[str, Any]) -> pl.DataFrame:
-    """[hadm_id, code] unique per admission, in seq_num order; tokens `version:code` for MIMIC-IV."""
+def _require_rows(table: RawTable, rows: int, what: str) -> None:
+    if rows == 0:
+        raise UserError(f"{table.path}: no rows (header only); expected {what} rows")
+
+
+def _read_codes(table: RawTable, spec: FormatSpec, kind: str, counts: dict[str, Any],
+                warnings: list[str]) -> pl.DataFrame:
+    """[hadm_id, code] unique per admission, in seq_num order; tokens `version:code` for MIMIC-IV, where
+    rows of an ICD version other than 9 or 10 are dropped and counted."""
     columns = ["hadm_id", spec.code_column] + ([spec.version_column] if spec.version_column else [])
     has_seq = "seq_num" in table.columns
     code = pl.col(spec.code_column).fill_null("").str.strip_chars()
@@ -115,12 +136,23 @@ def _read_codes(table: RawTable, spec: FormatSpec, kind: str, counts: dict[str, 
         ID, code.alias("code"),
         (pl.col("seq_num").cast(pl.Int64, strict=False) if has_seq else pl.lit(0)).alias("seq")), table.path)
     counts[f"{kind}_rows"] = frame.height
+    _require_rows(table, frame.height, kind)
     empty = pl.col("code").str.ends_with(":") | pl.col("code").str.starts_with(":") | (pl.col("code") == "")
     frame = frame.filter(pl.col("hadm_id").is_not_null() & ~empty)
     counts[f"{kind}_rows_unusable"] = counts[f"{kind}_rows"] - frame.height
+    if spec.version_column:
+        known = pl.col("code").str.starts_with("9:") | pl.col("code").str.starts_with("10:")
+        unknown = frame.filter(~known)
+        counts[f"{kind}_rows_icd_version_unknown"] = unknown.height
+        if unknown.height:
+            frame = frame.filter(known)
+            versions = ", ".join(sorted(set(unknown["code"].str.split(":").list.first().to_list()))[:5])
+            warnings.append(f"{table.path}: {unknown.height:,} row(s) with {spec.version_column} other than 9 or 10 "
+                            f"({versions}) dropped ({kind}_rows_icd_version_unknown)")
     frame = frame.sort(["hadm_id", "seq"], nulls_last=True, maintain_order=True).unique(["hadm_id", "code"], keep="first",
                                                                     maintain_order=True)
-    counts[f"{kind}_duplicate_rows"] = counts[f"{kind}_rows"] - counts[f"{kind}_rows_unusable"] - frame.height
+    counts[f"{kind}_duplicate_rows"] = (counts[f"{kind}_rows"] - counts[f"{kind}_rows_unusable"]
+                                        - counts.get(f"{kind}_rows_icd_version_unknown", 0) - frame.height)
     return frame.select("hadm_id", "code")
 
 
@@ -130,6 +162,7 @@ def _read_drugs(table: RawTable, kb: MedKB, counts: dict[str, Any]) -> pl.DataFr
         ID, normalise_ndc(pl.col("ndc")).alias("ndc"), ndc_needs_padding(pl.col("ndc")).alias("padded"),
     ).group_by("hadm_id", "ndc").agg(pl.len().alias("rows"), pl.col("padded").sum()), table.path)
     counts["prescription_rows"] = int(per_ndc["rows"].sum())
+    _require_rows(table, counts["prescription_rows"], "prescription")
     # every row is counted once: without an admission id, with NDC 0/empty, or in ndc_rows below
     counts["prescription_rows_unusable"] = int(per_ndc.filter(pl.col("hadm_id").is_null())["rows"].sum())
     per_ndc = per_ndc.filter(pl.col("hadm_id").is_not_null())
@@ -177,10 +210,26 @@ def _assemble(admissions: pl.DataFrame, dx: pl.DataFrame, px: pl.DataFrame, rx: 
                         for row in visits.iter_rows(named=True))
 
 
+def _check_release(data_dir: Path, fmt: str) -> None:
+    """A UserError naming the datasets to use when `data_dir` holds the other MIMIC release."""
+    found = detect_release(data_dir)
+    if found is None or found[0] == fmt:
+        return
+    release, path, column = found
+    names = [card.name for card in dataset_cards().values() if card.format == release]
+    label = {"mimic3": "MIMIC-III", "mimic4": "MIMIC-IV"}[release]
+    raise UserError(f"{data_dir} looks like {label} ({path.relative_to(data_dir)} with {column}); "
+                    f"use --dataset {' or '.join(names)}")
+
+
 def prepare_mimic(name: str, fmt: str, data_dir: Path, kb: MedKB, params: MimicParams,
-                  step: Callable[[str], None] = lambda _: None) -> DatasetBundle:
-    """Read the raw tables of `data_dir` and build the bundle (no caching here)."""
+                  step: Callable[[str], None] = lambda _: None,
+                  digests: dict[Path, str] | None = None) -> DatasetBundle:
+    """Read the raw tables of `data_dir` and build the bundle (no caching here). `digests` are the
+    sha256 of input files already hashed (for the cache key); meta["inputs"] records, per table, the
+    file that was read and its sha256; meta["warnings"] what was dropped for being implausible."""
     spec = FORMATS[fmt]
+    _check_release(data_dir, fmt)
     folder = _table_folder(data_dir, spec)
     code_cols = ["hadm_id", spec.code_column] + ([spec.version_column] if spec.version_column else [])
     tables = {
@@ -193,12 +242,13 @@ def prepare_mimic(name: str, fmt: str, data_dir: Path, kb: MedKB, params: MimicP
     d_tables = {kind: find_table(folder, stem, [spec.code_column, title_column] + ([spec.version_column] if spec.version_column else []))
                 for kind, stem in (("diagnosis", spec.d_diagnoses), ("procedure", spec.d_procedures))}
     counts: dict[str, Any] = {}
+    warnings: list[str] = []
     step("admissions")
-    admissions = _read_admissions(tables["admissions"], spec, counts)
+    admissions = _read_admissions(tables["admissions"], spec, counts, warnings)
     step("diagnoses")
-    dx = _read_codes(tables["diagnoses"], spec, "diagnosis", counts)
+    dx = _read_codes(tables["diagnoses"], spec, "diagnosis", counts, warnings)
     step("procedures")
-    px = _read_codes(tables["procedures"], spec, "procedure", counts)
+    px = _read_codes(tables["procedures"], spec, "procedure", counts, warnings)
     step("prescriptions")
     rx = _read_drugs(tables["prescriptions"], kb, counts)
     step("vocabulary filters and visit join")
@@ -226,13 +276,23 @@ def prepare_mimic(name: str, fmt: str, data_dir: Path, kb: MedKB, params: MimicP
         smiles={c: kb.smiles[c] for c in sorted(drugs) if c in kb.smiles},
         profile_fields=spec.profile_fields,
         meta={"source": fmt, "data_dir": str(data_dir), "resources": str(kb.folder), "params": asdict(params),
-              "prepare_version": PREPARE_VERSION, "counts": counts})
+              "prepare_version": PREPARE_VERSION, "counts": counts, "warnings": warnings,
+              "inputs": _inputs({**tables, **{f"d_{k}": t for k, t in d_tables.items()}}, data_dir, digests or {})})
     return replace(bundle, meta={**bundle.meta, "summary": bundle_summary(bundle)})
 
 
+def _inputs(tables: dict[str, RawTable], data_dir: Path, digests: dict[Path, str]) -> dict[str, dict[str, str]]:
+    """{table: {"file": path under data_dir, "sha256": ...}}: which file was read for every table."""
+    return {kind: {"file": str(table.path.relative_to(data_dir)),
+                   "sha256": digests.get(table.path) or file_sha256(table.path)} for kind, table in tables.items()}
+
+
 def load_mimic(card: DatasetCard, *, data_dir: Path | None, resources: Path | None, overrides: dict[str, str],
-               cache_dir: Path | None = None, step: Callable[[str], None] = lambda _: None) -> DatasetBundle:
-    """The card's dataset from `data_dir`, from the cache when inputs and parameters are unchanged."""
+               cache_dir: Path | None = None, step: Callable[[str], None] = lambda _: None,
+               allow_modified_resources: bool = False) -> DatasetBundle:
+    """The card's dataset from `data_dir`, from the cache when inputs and parameters are unchanged. The
+    drug-knowledge files are checked against their pinned checksums first (a modified file is refused
+    unless `allow_modified_resources`); meta["resources_check"] says what was found."""
     if data_dir is None:
         where = f" ({card.download})" if card.download else ""
         raise UserError(f"dataset {card.name} needs --data-dir: the folder of the raw tables{where}")
@@ -241,15 +301,16 @@ def load_mimic(card: DatasetCard, *, data_dir: Path | None, resources: Path | No
         raise UserError(f"--data-dir {data_dir}: {what} (expected the folder of the raw tables)")
     params = apply_overrides(MimicParams, overrides, owner=f"dataset {card.name}", base=card.params)
     kb_dir = resources_dir(resources)
+    checked = check_for_use(kb_dir, allow_modified_resources)
     spec = FORMATS[card.format]
     inputs = sorted(p for p in _table_folder(data_dir, spec).iterdir() if p.is_file() and p.name.lower().split(".")[0]
                     in {s.lower() for s in (spec.admissions, spec.diagnoses, spec.procedures, spec.prescriptions,
                                             spec.d_diagnoses, spec.d_procedures)})
     inputs += sorted(p for p in kb_dir.iterdir() if p.is_file())
-    key = cache_key(card.name, {"format": card.format, "version": PREPARE_VERSION, **asdict(params)}, inputs)
+    digests = {path: file_sha256(path) for path in inputs}
+    key = cache_key(card.name, {"format": card.format, "version": PREPARE_VERSION, **asdict(params)}, inputs, digests)
     bundle = cached_bundle(key, cache_dir)
-    if bundle is not None:
-        return bundle
-    bundle = prepare_mimic(card.name, card.format, data_dir, load_medkb(kb_dir), params, step)
-    store_bundle(bundle, key, cache_dir)
-    return bundle
+    if bundle is None:
+        bundle = prepare_mimic(card.name, card.format, data_dir, load_medkb(kb_dir), params, step, digests)
+        store_bundle(bundle, key, cache_dir)
+    return replace(bundle, meta={**bundle.meta, "resources_check": checked})  # of this load, not cached

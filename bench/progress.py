@@ -40,6 +40,16 @@ class RichProgressReporter(Progress):
         bar = RichProgress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                            TimeElapsedColumn(), TextColumn("{task.fields[status]}"),
                            console=self._console, transient=False)
-        with bar:
-            task_id = bar.add_task(description, total=total, status="")
-            yield Task(bar, task_id)
+        quiet = self._console.quiet
+        try:
+            with bar:
+                task_id = bar.add_task(description, total=total, status="")
+                try:
+                    yield Task(bar, task_id)
+                except BaseException:
+                    # a failed step leaves no bar above its error: erased on a terminal, not drawn elsewhere
+                    bar.live.transient = True
+                    self._console.quiet = quiet or not self._console.is_terminal
+                    raise
+        finally:
+            self._console.quiet = quiet

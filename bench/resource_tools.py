@@ -190,6 +190,44 @@ def failure_summary(folder: Path, findings: list[Finding]) -> str | None:
     return f"resources in {folder}: " + "; ".join(fatal) if fatal else None
 
 
+def differs_summary(folder: Path, findings: list[Finding]) -> str | None:
+    """One line naming every file whose checksum differs from the pinned version, or None."""
+    names = [f.name for f in findings if f.status == DIFFERS]
+    if not names:
+        return None
+    return f"resources in {folder}: {', '.join(names)} differ{'s' if len(names) == 1 else ''} from the pinned version"
+
+
+ALLOW_MODIFIED = "--allow-modified-resources"
+_VERIFIED: dict[tuple, list[Finding]] = {}  # verify_folder per (folder, name/size/mtime of every file)
+
+
+def _verified(folder: Path) -> list[Finding]:
+    """verify_folder, memoised per process while no file of the folder changes (size or mtime)."""
+    stats = tuple(sorted((p.name, s.st_size, s.st_mtime_ns) for p in folder.iterdir() if p.is_file()
+                         for s in (p.stat(),)))
+    key = (str(folder.resolve()), stats)
+    if key not in _VERIFIED:
+        _VERIFIED[key] = verify_folder(folder)
+    return _VERIFIED[key]
+
+
+def check_for_use(folder: Path, allow_modified: bool = False) -> dict[str, object]:
+    """Verify the files preparation reads before they are used: a fatal finding is a UserError, and so
+    is a checksum that differs from the pinned version unless `allow_modified`. Returns what run.json
+    records: {"folder", "modified": [file names], "allowed": allow_modified}."""
+    findings = [f for f in _verified(folder) if f.required]
+    problem = failure_summary(folder, findings)
+    if problem:
+        raise UserError(problem)
+    modified = [f.name for f in findings if f.status == DIFFERS]
+    if modified and not allow_modified:
+        raise UserError(f"{differs_summary(folder, findings)}; restore the pinned "
+                        f"file{'s' if len(modified) > 1 else ''} or pass {ALLOW_MODIFIED} to use "
+                        f"{'them' if len(modified) > 1 else 'it'} anyway")
+    return {"folder": str(folder), "modified": modified, "allowed": allow_modified}
+
+
 class Transport(Protocol):
     """Fetches the bytes at a URL; raises UserError (one line) when it cannot."""
 

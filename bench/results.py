@@ -7,6 +7,7 @@ the committed reference runs live apart, in `results/reference/<dataset>/...` (b
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -145,3 +146,72 @@ def metrics_entry(result: dict[str, Any]) -> dict[str, Any]:
     entry: dict[str, Any] = {name: {**result["metrics"][name], "point": result["point"][name]} for name in METRICS}
     entry["n"] = result["n"]
     return entry
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """A folder `results/<dataset>/<model>/<run_id>/`; complete when its run.json exists (written last,
+    so a run killed after its predictions leaves an incomplete folder). `idle_seconds`: since anything
+    in it last changed."""
+
+    dataset: str
+    model: str
+    run_id: str
+    path: Path
+    complete: bool
+    idle_seconds: float
+
+    @property
+    def maybe_running(self) -> bool:
+        """Incomplete but changed within STALE_AFTER seconds: a run may still be writing it."""
+        from bench.tempfiles import STALE_AFTER
+
+        return not self.complete and self.idle_seconds < STALE_AFTER
+
+
+def _idle_seconds(folder: Path) -> float:
+    import os
+    import time
+
+    newest = folder.stat().st_mtime
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            try:
+                newest = max(newest, os.stat(os.path.join(root, name), follow_symlinks=False).st_mtime)
+            except OSError:
+                continue
+    return max(0.0, time.time() - newest)
+
+
+RUN_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")  # bench.runner.new_run_id
+
+
+def run_folders(results_dir: Path) -> list[RunFolder]:
+    """Every run folder under `results_dir`, sorted: those with a run.json, and those without one whose
+    name is a run id (so no other folder is ever taken for an incomplete run). Hidden names (temporaries)
+    and the committed reference runs in `reference/` are left out."""
+    folders = []
+    for path in sorted(results_dir.glob("*/*/*")):
+        parts = path.relative_to(results_dir).parts
+        if not path.is_dir() or parts[0] == REFERENCE_FOLDER or any(part.startswith(".") for part in parts):
+            continue
+        complete = (path / RUN_FILE).is_file()
+        if complete or RUN_ID.fullmatch(path.name):
+            folders.append(RunFolder(*parts, path=path, complete=complete, idle_seconds=_idle_seconds(path)))
+    return folders
+
+
+def remove_incomplete(folders: list[RunFolder]) -> tuple[list[RunFolder], list[RunFolder]]:
+    """Delete the incomplete folders that no run may still be writing; returns (removed, kept)."""
+    import shutil
+
+    removed, kept = [], []
+    for folder in folders:
+        if folder.complete:
+            continue
+        if folder.maybe_running:
+            kept.append(folder)
+            continue
+        shutil.rmtree(folder.path)
+        removed.append(folder)
+    return removed, kept

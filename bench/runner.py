@@ -47,11 +47,13 @@ class RunOptions:
     timing: TimingOptions = TimingOptions()
     save_model: bool = True
     threads: int | None = None
+    allow_modified_resources: bool = False
 
     def check(self) -> None:
         """Validate everything cheap before any work starts."""
         dataset_card(self.dataset)
         apply_overrides(model_class(self.model).Config, self.overrides, owner=f"model {self.model}")
+        check_seed(self.seed)
         check_sampling(self.protocol, self.split, self.ratios)
         check_threshold(self.threshold)
         if self.threads is not None and self.threads < 1:
@@ -75,6 +77,17 @@ def check_threshold(threshold: float) -> None:
         raise UserError(f"--threshold must lie strictly between 0 and 1, got {threshold}")
 
 
+SEED_LIMIT = 2**32  # numpy's legacy seeding and some libraries take 32-bit seeds
+
+
+def check_seed(seed: int, option: str = "--seed") -> None:
+    """UserError unless `seed` is an integer in [0, 2**32) (numpy refuses negative seeds)."""
+    if seed < 0:
+        raise UserError(f"{option} {seed}: expected an integer >= 0")
+    if seed >= SEED_LIMIT:
+        raise UserError(f"{option} {seed}: expected an integer below {SEED_LIMIT} (2**32)")
+
+
 def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
 
@@ -93,7 +106,8 @@ def run(options: RunOptions, progress: Progress) -> tuple[dict[str, Any], Path]:
     with progress.task(f"prepare {options.dataset}", total=None) as bar:
         bundle = load_bundle(options.dataset, data_dir=options.data_dir, resources=options.resources,
                              overrides=options.prep_overrides, cache_dir=options.cache_dir,
-                             step=lambda what: bar.advance(0, status=what))
+                             step=lambda what: bar.advance(0, status=what),
+                             allow_modified_resources=options.allow_modified_resources)
     split = split_patients(bundle.patients, options.split, options.seed, options.ratios)
     # Training always uses every visit of the training patients as a target (as all the originals do);
     # validation and test follow the evaluation protocol.
@@ -155,6 +169,8 @@ def run(options: RunOptions, progress: Progress) -> tuple[dict[str, Any], Path]:
                     "n_valid": len(valid), "n_test": len(test), "n_drugs": len(bundle.drug_vocab),
                     "data_dir": None if options.data_dir is None else str(options.data_dir),
                     "prep_overrides": dict(options.prep_overrides), "meta": dict(bundle.meta)},
+        # drug-knowledge files checked against their pinned checksums (None: the dataset uses none)
+        "resources": bundle.meta.get("resources_check"),
         "seed": options.seed,
         "threshold": options.threshold,
         "protocol": options.protocol,

@@ -17,12 +17,12 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from bench.bundle_store import cache_root
 from bench.errors import UserError
 from bench.registry import REPO_ROOT
+from bench.tempfiles import make_temp_dir, remove_stale
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # model hubs are never contacted
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
@@ -86,7 +86,8 @@ def _cached(folder: Path, build) -> Path:
     if (folder / "config.json").is_file():
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
+    remove_stale(folder.parent, folder.name)  # what a killed build left (bench.tempfiles)
+    tmp = make_temp_dir(folder.parent, folder.name)
     try:
         build(tmp)
         if (folder / "config.json").is_file():  # another process finished first

@@ -129,10 +129,14 @@ def test_wrong_delimiter(demo, tmp_path):
     assert user_error(demo, tmp_path / "cache").startswith(f"{path}: missing column subject_id")
 
 
-def test_table_without_rows(demo, tmp_path):
-    path = demo / "PROCEDURES_ICD.csv"
+@pytest.mark.parametrize("stem,what", [("ADMISSIONS", "admission"), ("DIAGNOSES_ICD", "diagnosis"),
+                                       ("PROCEDURES_ICD", "procedure"), ("PRESCRIPTIONS", "prescription")])
+def test_table_without_rows(stem, what, demo, tmp_path):
+    """A header-only table is named (issue 13 e), not reported as "no visit has a diagnosis, ..."."""
+    path = demo / f"{stem}.csv"
     path.write_text(path.read_text(encoding="utf-8").split("\n", 1)[0] + "\n", encoding="utf-8")
-    assert "no visit has a diagnosis, a procedure and a mapped drug" in user_error(demo, tmp_path / "cache")
+    assert user_error(demo, tmp_path / "cache") == f"{path}: no rows (header only); expected {what} rows"
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
 
 
 def test_data_dir_is_a_file(tmp_path):

@@ -333,11 +333,17 @@ def test_the_wrong_release_gives_a_one_line_error(mimic4_dir, tmp_path):
     from bench.errors import UserError
 
     for name, data_dir, expected in [
-        ("mimic3-demo", mimic4_dir, f"{mimic4_dir}: missing table ADMISSIONS"),
-        ("mimic3-demo", mimic4_dir / "hosp", f"{mimic4_dir / 'hosp' / 'admissions.csv.gz'}: missing column religion"),
-        ("mimic4-demo", SHARED_DATA / "mimic3-demo",
-         f"{SHARED_DATA / 'mimic3-demo' / 'ADMISSIONS.csv'}: missing column race"),
+        ("mimic3-demo", mimic4_dir, f"{mimic4_dir} looks like MIMIC-IV (hosp/diagnoses_icd.csv.gz with "
+                                    "icd_version); use --dataset mimic4-demo or mimic4"),
+        ("mimic3-demo", mimic4_dir / "hosp", f"{mimic4_dir / 'hosp'} looks like MIMIC-IV (diagnoses_icd.csv.gz "
+                                             "with icd_version); use --dataset mimic4-demo or mimic4"),
+        ("mimic4-demo", SHARED_DATA / "mimic3-demo", f"{SHARED_DATA / 'mimic3-demo'} looks like MIMIC-III "
+                                                     "(DIAGNOSES_ICD.csv with icd9_code); use --dataset mimic3-demo or mimic3"),
     ]:
         with pytest.raises(UserError) as info:
             load_bundle(name, data_dir=data_dir, resources=MEDKB, cache_dir=tmp_path / "cache")
-        assert str(info.value).startswith(expected) and "\n" not in str(info.value)
+        assert str(info.value) == expected
+        out = CliRunner().invoke(app, ["prepare", "--dataset", name, "--data-dir", str(data_dir), "--resources",
+                                       str(MEDKB), "--cache-dir", str(tmp_path / "cache")])
+        assert (out.exit_code, out.output) == (2, f"error: {expected}\n")
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())

@@ -114,13 +114,16 @@ def test_verify_missing_optional_drug_atc_passes(medkb_copy):
 
 
 @needs_medkb
-def test_verify_checksum_differs_is_a_warning(medkb_copy):
+def test_verify_checksum_differs_fails(medkb_copy):
+    """Issue 13 c: a checksum mismatch is exit code 2 (the table still shows the details)."""
     path = medkb_copy / "ndc2rxnorm_mapping.txt"
     path.write_text(path.read_text().replace("{", "{'00000000001': u'1', ", 1))
     out = runner.invoke(app, ["resources", "verify", str(medkb_copy)])
-    assert out.exit_code == 0, out.output
-    assert "checksum differs" in out.output and "4,185 NDCs" in out.output
-    assert "differs from the pinned version" in out.output
+    assert out.stderr == (f"error: resources in {medkb_copy}: ndc2rxnorm_mapping.txt differs from the pinned "
+                          "version; `bench run` refuses it unless --allow-modified-resources\n")
+    one_line_error(out)
+    assert "checksum differs" in out.stdout and "4,185 NDCs" in out.stdout
+    assert "differs from the pinned version" in out.stdout
 
 
 # --- fetch ----------------------------------------------------------------------------------------------
@@ -260,3 +263,57 @@ def test_kept_side_effects_breaks_ties_by_id():
     counts = {"C3": 1, "C1": 1, "C2": 5, "C4": 5, "C5": 3}
     assert kept_side_effects(counts, Keep.RAREST, 3) == ["C1", "C3", "C5"]
     assert kept_side_effects(counts, Keep.MOST_FREQUENT, 3) == ["C2", "C4", "C5"]
+
+
+# --- issue 13 c: `bench run` / `prepare` check the folder before using it ----------------------------------
+
+def _cut_ddi(folder: Path, keep_lines: int) -> None:
+    path = folder / "ddi_pairs_atc3.csv"
+    path.write_text("".join(path.read_text().splitlines(keepends=True)[:keep_lines]))
+
+
+@needs_medkb
+@pytest.mark.parametrize("keep_lines,expected", [
+    (183, f"ddi_pairs_atc3.csv differs from the pinned version; restore the pinned file or pass "
+          "--allow-modified-resources to use it anyway"),
+    (1, "ddi_pairs_atc3.csv bad format"),  # header only: no pairs at all
+])
+def test_run_refuses_a_modified_resources_folder(keep_lines, expected, medkb_copy, tmp_path):
+    _cut_ddi(medkb_copy, keep_lines)
+    demo = MEDKB.parent / "mimic3-demo"
+    for command in (["run", "--model", "popular", "--results-dir", str(tmp_path / "results")], ["prepare"]):
+        out = runner.invoke(app, [*command, "--dataset", "mimic3-demo", "--data-dir", str(demo),
+                                  "--resources", str(medkb_copy)], env={"MEDREC_CACHE": str(tmp_path / "cache")})
+        one_line_error(out, f"resources in {medkb_copy}: {expected}")
+    assert not (tmp_path / "results").exists() and not (tmp_path / "cache").exists()
+
+
+@needs_medkb
+def test_run_with_allow_modified_resources_records_it(medkb_copy, tmp_path):
+    import json
+
+    _cut_ddi(medkb_copy, 183)
+    common = ["--dataset", "mimic3-demo", "--data-dir", str(MEDKB.parent / "mimic3-demo"),
+              "--results-dir", str(tmp_path / "results")]
+    env = {"MEDREC_CACHE": str(tmp_path / "cache")}
+    out = runner.invoke(app, ["run", "--model", "popular", *common, "--resources", str(medkb_copy),
+                              "--allow-modified-resources"], env=env)
+    assert out.exit_code == 0, out.output
+    out = runner.invoke(app, ["run", "--model", "popular", *common, "--resources", str(MEDKB)], env=env)
+    assert out.exit_code == 0, out.output
+    records = sorted((json.loads(p.read_text()) for p in (tmp_path / "results").glob("*/*/*/run.json")),
+                     key=lambda r: r["created_at"])
+    assert [r["resources"] for r in records] == [
+        {"folder": str(medkb_copy), "modified": ["ddi_pairs_atc3.csv"], "allowed": True},
+        {"folder": str(MEDKB), "modified": [], "allowed": False}]
+    assert records[0]["dataset"]["hash"] != records[1]["dataset"]["hash"]  # 182 pairs instead of the pinned ones
+
+
+def test_synthetic_runs_need_no_resources(tmp_path, monkeypatch):
+    monkeypatch.delenv("MEDREC_RESOURCES", raising=False)
+    out = runner.invoke(app, ["run", "--model", "popular", "--dataset", "synthetic-small",
+                              "--results-dir", str(tmp_path / "results")])
+    assert out.exit_code == 0, out.output
+    import json
+
+    assert json.loads(next((tmp_path / "results").glob("*/*/*/run.json")).read_text())["resources"] is None

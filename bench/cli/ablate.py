@@ -31,6 +31,9 @@ def ablate(
     results_dir: Path = typer.Option(Path("results"), help="where run folders are written and looked up"),
     data_dir: Path = typer.Option(None, help="raw tables of a MIMIC dataset"),
     resources: Path = typer.Option(None, help="drug-knowledge folder (default: $MEDREC_RESOURCES)"),
+    allow_modified: bool = typer.Option(False, "--allow-modified-resources",
+                                        help="use drug-knowledge files whose sha256 differs from the pinned one "
+                                             "(`bench resources verify`); recorded in run.json"),
     prep_set: list[str] = typer.Option(None, "--prep-set", help="preprocessing option key=value"),
     threads: int = typer.Option(None, help="torch CPU threads"),
     fmt: str = typer.Option("table", "--format", "-f", help="table | md | csv | latex"),
@@ -44,14 +47,16 @@ def ablate(
         from bench.config import parse_assignments
         from bench.errors import UserError
         from bench.progress import RichProgressReporter
-        from bench.runner import RunOptions
+        from bench.runner import RunOptions, check_seed
 
         if fmt not in FORMATS:
             raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        check_seed(seed)
         base = RunOptions(model=model, dataset=dataset, seed=seed, overrides=parse_assignments(set_),
                           threshold=threshold, protocol=protocol, split=split, ratios=ratios,
                           results_dir=results_dir, data_dir=data_dir, resources=resources,
-                          prep_overrides=parse_assignments(prep_set, option="--prep-set"), threads=threads)
+                          prep_overrides=parse_assignments(prep_set, option="--prep-set"), threads=threads,
+                          allow_modified_resources=allow_modified)
         records = run_ablation(base, RichProgressReporter())
         output = render(records, fmt)
     if isinstance(output, str):

@@ -45,6 +45,9 @@ def compare(
             raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
         if bootstrap < 1:
             raise UserError(f"--bootstrap must be at least 1, got {bootstrap}")
+        from bench.runner import check_seed
+
+        check_seed(seed)
         if threshold is not None:
             from bench.runner import check_threshold
 

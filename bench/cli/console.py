@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from bench.errors import UserError
 
@@ -18,6 +19,12 @@ _stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 def stdout_console() -> Console:
     """Rich console for results; off a terminal (a pipe, a log) wide enough not to squeeze tables."""
     return Console(width=None if sys.stdout.isatty() else 160)
+
+
+def print_warnings(lines: list[str] | None) -> None:
+    """One `warning: ...` line per entry, on stderr (e.g. a bundle's meta["warnings"])."""
+    for line in lines or ():
+        _stderr.print(f"[yellow]warning:[/] {escape(line)}", markup=True)
 
 
 @contextmanager

@@ -1,26 +1,45 @@
-"""`bench ls models|datasets|metrics`: what is registered (imports no model code)."""
+"""`bench ls models|datasets|metrics|runs`: what is registered (imports no model code), and the run folders."""
 
 from __future__ import annotations
 
 from enum import Enum
+from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from bench.cli.console import stdout_console
+from bench.cli.console import stdout_console, user_errors
 
 
 class Kind(str, Enum):
     models = "models"
     datasets = "datasets"
     metrics = "metrics"
+    runs = "runs"
 
 
-def ls(kind: Kind = typer.Argument(..., help="models, datasets or metrics")) -> None:
-    """List registered models, datasets or metrics.
+def ls(
+    kind: Kind = typer.Argument(..., help="models, datasets, metrics or runs"),
+    results_dir: Path = typer.Option(None, "--results-dir", help="runs: the folder `bench run` wrote to "
+                                                                 "(default: results)", show_default=False),
+    incomplete: bool = typer.Option(False, "--incomplete", help="runs: only folders without run.json (a run "
+                                                                 "killed before it finished)"),
+    remove: bool = typer.Option(False, "--remove", help="runs: with --incomplete, delete those folders "
+                                                         "(not those changed in the last 5 minutes)"),
+) -> None:
+    """List registered models, datasets or metrics, or the run folders under --results-dir.
 
-    Example: bench ls models
+    Examples: bench ls models
+              bench ls runs --incomplete --remove
     """
+    with user_errors():
+        from bench.errors import UserError
+
+        if kind is not Kind.runs and (results_dir is not None or incomplete or remove):
+            raise UserError("--results-dir, --incomplete and --remove apply to `bench ls runs` only")
+        if kind is Kind.runs:
+            _runs(results_dir or Path("results"), incomplete, remove)
+            return
     table = Table()
     if kind is Kind.models:
         from bench.registry import MODELS
@@ -40,3 +59,35 @@ def ls(kind: Kind = typer.Argument(..., help="models, datasets or metrics")) -> 
             better = {True: "higher", False: "lower", None: "-"}[spec.higher_is_better]
             table.add_row(spec.name, better, "yes" if spec.needs_scores else "no", spec.description)
     stdout_console().print(table)
+
+
+def _runs(results_dir: Path, incomplete: bool, remove: bool) -> None:
+    """The run folders (all, or the incomplete ones), and with `remove` delete the incomplete ones."""
+    from bench.errors import UserError
+    from bench.results import remove_incomplete, run_folders
+
+    if remove and not incomplete:
+        raise UserError("--remove deletes incomplete run folders only: add --incomplete")
+    if not results_dir.is_dir():
+        raise UserError(f"--results-dir {results_dir}: no such folder (run `bench run` first)")
+    folders = [f for f in run_folders(results_dir) if not (incomplete and f.complete)]
+    console = stdout_console()
+    if remove:
+        removed, kept = remove_incomplete(folders)
+        for folder in removed:
+            console.print(f"removed {folder.path}", highlight=False)
+        for folder in kept:
+            console.print(f"kept {folder.path} (changed {folder.idle_seconds:.0f} s ago: a run may still be "
+                          "writing it)", highlight=False)
+        if not removed and not kept:
+            console.print(f"no incomplete run folder under {results_dir}", highlight=False)
+        return
+    table = Table(title=f"{'incomplete ' if incomplete else ''}run folders in {results_dir}", title_justify="left")
+    for column in ("dataset", "model", "run id", "status"):
+        table.add_column(column, overflow="fold")
+    for folder in folders:
+        status = "complete" if folder.complete else "incomplete: no run.json"
+        if folder.maybe_running:
+            status += " (changed in the last 5 minutes: may still be running)"
+        table.add_row(folder.dataset, folder.model, folder.run_id, status)
+    console.print(table)

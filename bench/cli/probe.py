@@ -23,6 +23,9 @@ def teacher_probe(
     results_dir: Path = typer.Option(Path("results"), help="where the teacher run is"),
     data_dir: Path = typer.Option(None, help="raw tables of a MIMIC dataset"),
     resources: Path = typer.Option(None, help="drug-knowledge folder (default: $MEDREC_RESOURCES)"),
+    allow_modified: bool = typer.Option(False, "--allow-modified-resources",
+                                        help="use drug-knowledge files whose sha256 differs from the pinned one "
+                                             "(`bench resources verify`)"),
     prep_set: list[str] = typer.Option(None, "--prep-set", help="preprocessing option key=value"),
     threads: int = typer.Option(None, help="torch CPU threads"),
 ) -> None:
@@ -42,15 +45,17 @@ def teacher_probe(
 
         if c <= 0 or n_train < 0:
             raise UserError(f"--c must be > 0 and --n >= 0, got {c} and {n_train}")
-        from bench.runner import check_sampling
+        from bench.runner import check_sampling, check_seed
 
+        check_seed(seed)
         check_sampling(protocol, split, ratios)
         if threads is not None:
             import torch
 
             torch.set_num_threads(threads)
         bundle = load_bundle(dataset, data_dir=data_dir, resources=resources,
-                             overrides=parse_assignments(prep_set, option="--prep-set"))
+                             overrides=parse_assignments(prep_set, option="--prep-set"),
+                             allow_modified_resources=allow_modified)
         folder = find_teacher_run(results_dir, dataset, bundle.hash, seed=seed, split=split, ratios=ratios,
                                   teacher_run=teacher_run)
         if folder is None:

@@ -27,6 +27,9 @@ def prompts(
     seed: int = typer.Option(0, help="seeds the split and the choice of printed prompts"),
     data_dir: Path = typer.Option(None, help="raw tables of a MIMIC dataset (prepared and cached on first use)"),
     resources: Path = typer.Option(None, help="drug-knowledge folder (default: $MEDREC_RESOURCES)"),
+    allow_modified: bool = typer.Option(False, "--allow-modified-resources",
+                                        help="use drug-knowledge files whose sha256 differs from the pinned one "
+                                             "(`bench resources verify`)"),
     prep_set: list[str] = typer.Option(None, "--prep-set", help="preprocessing option key=value, see `bench prepare --help`"),
 ) -> None:
     """Print N of DATASET's LEADER prompts and token-length statistics over all its samples.
@@ -36,6 +39,9 @@ def prompts(
     with user_errors():
         if n < 0 or max_tokens < 1 or max_history < 0:
             raise UserError("--n and --max-history must be >= 0 and --max-tokens >= 1")
+        from bench.runner import check_seed
+
+        check_seed(seed)
         from bench.config import parse_assignments
         from bench.data import make_samples
         from bench.loading import load_bundle
@@ -45,7 +51,8 @@ def prompts(
 
         tok = load_tokenizer(tokenizer)
         bundle = load_bundle(dataset, data_dir=data_dir, resources=resources,
-                             overrides=parse_assignments(prep_set, option="--prep-set"))
+                             overrides=parse_assignments(prep_set, option="--prep-set"),
+                             allow_modified_resources=allow_modified)
         shown = pick_samples(make_samples(split_patients(bundle.patients, "random", seed).test, "last"), n, seed)
         fitted_shown = fit_prompts(shown, bundle.titles, tok, max_tokens, max_history)
         fitted_all = fit_prompts(make_samples(bundle.patients, "every"), bundle.titles, tok, max_tokens, max_history)

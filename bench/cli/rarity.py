@@ -22,6 +22,9 @@ def rarity(
     fmt: str = typer.Option("table", "--format", "-f", help="table | md | csv"),
     data_dir: Path = typer.Option(None, help="raw tables of a MIMIC dataset (as given to `bench run`)"),
     resources: Path = typer.Option(None, help="drug-knowledge folder (default: $MEDREC_RESOURCES)"),
+    allow_modified: bool = typer.Option(False, "--allow-modified-resources",
+                                        help="use drug-knowledge files whose sha256 differs from the pinned one "
+                                             "(`bench resources verify`)"),
     prep_set: list[str] = typer.Option(None, "--prep-set", help="preprocessing option key=value, as given to `bench run`"),
 ) -> None:
     """Accuracy per bin of how often the current visit's rarest diagnosis code occurs in training.
@@ -55,7 +58,8 @@ def rarity(
         if not runs:
             raise UserError(f"no runs for dataset {dataset!r} under {results_dir} (run `bench run` first)")
         bundle = load_bundle(dataset, data_dir=data_dir, resources=resources,
-                             overrides=parse_assignments(prep_set, option="--prep-set"))
+                             overrides=parse_assignments(prep_set, option="--prep-set"),
+                             allow_modified_resources=allow_modified)
         rows = rarity_rows(label_runs(runs), bundle, cuts, threshold)
         title = (f"{dataset}: test samples by the training visits of their rarest diagnosis code "
                  f"(threshold {'per run' if threshold is None else threshold})")

@@ -38,6 +38,9 @@ def report(
             raise UserError(f"--out {out}: is a folder; expected a Markdown file name ending in .md")
         if bootstrap < 1:
             raise UserError(f"--bootstrap must be at least 1, got {bootstrap}")
+        from bench.runner import check_seed
+
+        check_seed(seed)
         if not results_dir.is_dir():
             raise UserError(f"--results-dir {results_dir}: no such folder (run `bench run` first)")
         path = write_report(latest_runs(read_runs(results_dir), dataset), dataset, out, vs=vs,

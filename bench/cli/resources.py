@@ -10,8 +10,9 @@ from rich.table import Table
 from bench.cli.console import stdout_console, user_errors
 from bench.errors import UserError
 from bench.medkb import ENV_VAR, locate_resources
-from bench.resource_tools import (BAD, DIFFERS, MISSING, OK, Keep, Transport, build_ddi, failure_summary,
-                                  fetch_all, urllib_transport, verify_folder, write_ddi_pairs)
+from bench.resource_tools import (ALLOW_MODIFIED, BAD, DIFFERS, MISSING, OK, Keep, Transport, build_ddi,
+                                  differs_summary, failure_summary, fetch_all, urllib_transport, verify_folder,
+                                  write_ddi_pairs)
 
 app = typer.Typer(help="Drug-knowledge resources: verify, fetch, rebuild DDI pairs.", no_args_is_help=True)
 
@@ -34,8 +35,9 @@ def _table(title: str, columns: tuple[str, str, str], rows: list[tuple[str, str,
 
 _VERIFY_HELP = (
     "Check every known resource file: present, parses (with the medkb readers), pinned sha256.\n\n"
-    "A checksum that differs from the pinned version is a warning (a newer map may be deliberate); a missing "
-    "required file or a file that does not parse fails with exit code 2. drug-atc.csv is optional.\n\n"
+    "A missing required file, a file that does not parse, or a checksum that differs from the pinned version "
+    "fails with exit code 2 (a truncated or edited file changes every figure computed with it; `bench run` "
+    "refuses such a folder unless --allow-modified-resources). drug-atc.csv is optional.\n\n"
     "Example: bench resources verify ../shared/data/medkb")
 _FETCH_HELP = (
     "Download the files that have a public raw source, from their pinned repository commits.\n\n"
@@ -69,6 +71,9 @@ def verify(
         problem = failure_summary(folder, findings)
         if problem:
             raise UserError(problem)
+        differs = differs_summary(folder, findings)
+        if differs:
+            raise UserError(f"{differs}; `bench run` refuses it unless {ALLOW_MODIFIED}")
 
 
 @app.command("fetch", help=_FETCH_HELP)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from bench.cli.console import stdout_console, user_errors
+from bench.cli.console import print_warnings, stdout_console, user_errors
 
 
 def run(
@@ -22,6 +22,9 @@ def run(
     results_dir: Path = typer.Option(Path("results"), help="where run folders are written"),
     data_dir: Path = typer.Option(None, help="raw tables of a MIMIC dataset (prepared and cached on first use)"),
     resources: Path = typer.Option(None, help="drug-knowledge folder (default: $MEDREC_RESOURCES)"),
+    allow_modified: bool = typer.Option(False, "--allow-modified-resources",
+                                        help="use drug-knowledge files whose sha256 differs from the pinned one "
+                                             "(`bench resources verify`); recorded in run.json"),
     prep_set: list[str] = typer.Option(None, "--prep-set", help="preprocessing option key=value, see `bench prepare --help`"),
     threads: int = typer.Option(None, help="torch CPU threads (default: torch's choice); recorded in run.json"),
 ) -> None:
@@ -39,9 +42,11 @@ def run(
         options = RunOptions(model=model, dataset=dataset, seed=seed, overrides=parse_assignments(set_),
                              threshold=threshold, protocol=protocol, split=split, ratios=ratios,
                              results_dir=results_dir, data_dir=data_dir, resources=resources,
-                             prep_overrides=parse_assignments(prep_set, option="--prep-set"), threads=threads)
+                             prep_overrides=parse_assignments(prep_set, option="--prep-set"), threads=threads,
+                             allow_modified_resources=allow_modified)
         record, folder = run_model(options, RichProgressReporter())
     print_summary(record, folder)
+    print_warnings(record["dataset"]["meta"].get("warnings"))
 
 
 def print_summary(record: dict, folder: Path) -> None:

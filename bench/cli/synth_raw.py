@@ -27,7 +27,10 @@ def synth_raw(
     with user_errors():
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+        from bench.runner import check_seed
         from bench.synth_raw import generate
+
+        check_seed(seed)
 
         console = stdout_console()
         with Progress(TextColumn("generating {task.description}"), BarColumn(), TextColumn("{task.completed}/"
