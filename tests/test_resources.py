@@ -15,7 +15,8 @@ from bench.cli import resources as resources_cli
 from bench.errors import UserError
 from bench.medkb import read_ddi_pairs
 from bench.io import file_sha256
-from bench.resource_tools import RESOURCES, Keep, kept_side_effects, urllib_transport
+from bench.downloads import urllib_transport
+from bench.resource_tools import RESOURCES, Keep, kept_side_effects
 
 MEDKB = SHARED_DATA / "medkb"
 FIXTURES = Path(__file__).parent / "fixtures" / "resources"

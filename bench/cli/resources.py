@@ -10,8 +10,9 @@ from rich.table import Table
 from bench.cli.console import stdout_console, user_errors
 from bench.errors import UserError
 from bench.medkb import ENV_VAR, locate_resources
-from bench.resource_tools import (BAD, DIFFERS, MISSING, OK, Keep, Transport, build_ddi, failure_summary,
-                                  fetch_all, urllib_transport, verify_folder, write_ddi_pairs)
+from bench.downloads import Transport, urllib_transport
+from bench.resource_tools import (BAD, DIFFERS, MISSING, OK, Keep, build_ddi, failure_summary, fetch_all,
+                                  verify_folder, write_ddi_pairs)
 
 app = typer.Typer(help="Drug-knowledge resources: verify, fetch, rebuild DDI pairs.", no_args_is_help=True)
 
