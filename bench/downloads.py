@@ -60,16 +60,21 @@ def urllib_transport(url: str, timeout: float = 60.0) -> Stream:
     except failures as exc:
         raise DownloadError(url, one_line(getattr(exc, "reason", None) or exc)) from None
     length = response.headers.get("Content-Length")
+    size = int(length) if length and length.isdigit() else None
 
     def chunks() -> Iterator[bytes]:
+        got = 0
         try:
             with response:
                 while block := response.read(CHUNK):
+                    got += len(block)
                     yield block
         except failures as exc:
             raise DownloadError(url, f"interrupted: {one_line(getattr(exc, 'reason', None) or exc)}") from None
+        if size is not None and got < size:  # the server hung up early (http.client does not always raise)
+            raise DownloadError(url, f"interrupted after {got:,} of {size:,} bytes")
 
-    return Stream(int(length) if length and length.isdigit() else None, chunks())
+    return Stream(size, chunks())
 
 
 def as_stream(got: bytes | Stream) -> Stream:

@@ -67,18 +67,20 @@ def fetch(
         folder = to if to is not None else data_home() / name
         columns = (TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                    TimeRemainingColumn())
-        with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+        console = Console(stderr=True)  # bars on a terminal only: logs get the table below
+        with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as bar:
             done = fetch_dataset(found, folder, transport, force, _Bars(bar))
-    table = Table(title=f"{name} in {folder}", title_justify="left")
+    table = Table()
     for column in ("file", "action", "bytes"):
         table.add_column(column, overflow="fold")
     for item in done:
         style = "green" if item.action != "replaced" else "yellow"
         table.add_row(item.path, f"[{style}]{item.action}[/]", f"{item.size:,}")
-    console = stdout_console()
-    console.print(table)
-    console.print(f"every file has its pinned sha256; next: bench run --model logreg --dataset {name}"
-                  + (f" --data-dir {folder}" if to is not None else ""), highlight=False)
+    out = stdout_console()
+    out.print(f"{name} in {folder}", highlight=False, soft_wrap=True)
+    out.print(table)
+    out.print(f"every file has its pinned sha256; next: bench run --model logreg --dataset {name}"
+              + (f" --data-dir {folder}" if to is not None else ""), highlight=False, soft_wrap=True)
 
 
 @app.command("where")
@@ -99,5 +101,5 @@ def where() -> None:
         origin = f" (${RESOURCES_VAR})" if os.environ.get(RESOURCES_VAR) else ""
         table.add_row("medkb" + origin, str(kb), status)
     console = stdout_console()
-    console.print(f"data home: {home} ({source})", highlight=False)
+    console.print(f"data home: {home} ({source})", highlight=False, soft_wrap=True)
     console.print(table)
