@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tests.conftest import SHARED_DATA
 from typer.testing import CliRunner
 
 from bench.cli import app
@@ -17,15 +16,16 @@ from bench.medkb import read_ddi_pairs
 from bench.io import file_sha256
 from bench.downloads import urllib_transport
 from bench.resource_tools import RESOURCES, Keep, kept_side_effects
+from tests.conftest import data_path
 
-MEDKB = SHARED_DATA / "medkb"
+MEDKB = data_path("medkb")
 FIXTURES = Path(__file__).parent / "fixtures" / "resources"
 TWOSIDES = FIXTURES / "twosides_small.csv"
 DRUG_ATC = FIXTURES / "drug_atc_small.csv"
 NDC_URL = ("https://raw.githubusercontent.com/sjy1203/GAMENet/da695b4fc9390882f3a681c82115e81291ae6380/"
            "data/ndc2rxnorm_mapping.txt")
 runner = CliRunner()
-needs_medkb = pytest.mark.skipif(not MEDKB.is_dir(), reason=f"reference data not found: {MEDKB}")
+needs_medkb = pytest.mark.needs_data("medkb")
 
 
 def one_line_error(out, *fragments: str) -> None:
@@ -50,7 +50,7 @@ def medkb_copy(tmp_path: Path) -> Path:
 
 # --- verify ---------------------------------------------------------------------------------------------
 
-@needs_medkb
+@pytest.mark.needs_data("medkb", files=("SHA256SUMS.txt",))
 def test_pinned_checksums_match_the_shared_sha256sums():
     listed = dict(reversed(line.split()) for line in (MEDKB / "SHA256SUMS.txt").read_text().splitlines() if line)
     assert {r.name: r.sha256 for r in RESOURCES} == listed
@@ -71,8 +71,9 @@ def test_verify_reads_the_environment_variable(monkeypatch):
     assert runner.invoke(app, ["resources", "verify"]).exit_code == 0
 
 
-def test_verify_without_folder_or_environment(monkeypatch):
+def test_verify_without_folder_or_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("MEDREC_RESOURCES", raising=False)
+    monkeypatch.setenv("MEDREC_DATA", str(tmp_path))  # no <data home>/medkb either
     one_line_error(runner.invoke(app, ["resources", "verify"]), "or set MEDREC_RESOURCES")
     one_line_error(runner.invoke(app, ["resources", "verify", "/nonexistent/medkb"]), "no such folder")
 
