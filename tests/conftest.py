@@ -103,6 +103,18 @@ def requires_data(name: str, files: tuple[str, ...] = ()) -> Path:
     pytest.skip(reason)
 
 
+def one_line_error(out, *fragments: str) -> str:
+    """A CliRunner result that is a user error: exit code 2, a single `error:` line on stderr holding every
+    fragment, no traceback. Returns that line."""
+    assert out.exit_code == 2, out.output
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), out.stderr
+    assert "Traceback" not in out.output
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
 class DataRoot:
     """`DATA / "mimic3-demo"`: the located folder (see data_path), for code written against one data root."""
 

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from bench.cli import app
 from bench.prepare import FORMATS
 from bench.registry import DatasetCard, dataset_card, dataset_cards
-from tests.conftest import CHECKSUMS, REPO_ROOT, requires_data
+from tests.conftest import CHECKSUMS, REPO_ROOT, one_line_error, requires_data
 
 runner = CliRunner()
 FILES = {"TABLE_A.csv": b"a,b\n1,2\n", "hosp/table_b.csv.gz": b"\x1f\x8b not really gzip, any bytes do" * 50,
@@ -101,17 +101,6 @@ def tiny(monkeypatch, server) -> DatasetCard:
     cards = {**dataset_cards(), card.name: card}
     monkeypatch.setattr("bench.data_fetch.dataset_cards", lambda: cards)
     return card
-
-
-def one_line_error(out, *fragments: str) -> str:
-    """Exit code 2, a single `error:` line on stderr holding every fragment, no traceback."""
-    assert out.exit_code == 2, out.output
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), out.stderr
-    assert "Traceback" not in out.output
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
 
 
 def fetch(*args: str):

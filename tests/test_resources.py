@@ -16,7 +16,7 @@ from bench.medkb import read_ddi_pairs
 from bench.io import file_sha256
 from bench.downloads import urllib_transport
 from bench.resource_tools import RESOURCES, Keep, kept_side_effects
-from tests.conftest import data_path
+from tests.conftest import data_path, one_line_error
 
 MEDKB = data_path("medkb")
 FIXTURES = Path(__file__).parent / "fixtures" / "resources"
@@ -26,16 +26,6 @@ NDC_URL = ("https://raw.githubusercontent.com/sjy1203/GAMENet/da695b4fc9390882f3
            "data/ndc2rxnorm_mapping.txt")
 runner = CliRunner()
 needs_medkb = pytest.mark.needs_data("medkb")
-
-
-def one_line_error(out, *fragments: str) -> None:
-    """Exit code 2, a single `error:` line on stderr holding every fragment, no traceback."""
-    assert out.exit_code == 2, out.output
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), out.stderr
-    assert "Traceback" not in out.output
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
 
 
 @pytest.fixture
@@ -187,6 +177,36 @@ def test_fetch_keeps_a_differing_file_unless_forced(tmp_path, fake):
     assert not any(u.endswith("drug-atc.csv") for u in fake.urls)
     assert runner.invoke(app, ["resources", "fetch", "--to", str(tmp_path), "--force"]).exit_code == 0
     assert file_sha256(tmp_path / "drug-atc.csv") == file_sha256(MEDKB / "drug-atc.csv")
+
+
+@needs_medkb
+def test_fetch_and_verify_default_to_the_data_home(tmp_path, fake, monkeypatch):
+    """No --to, no DIR, no $MEDREC_RESOURCES: <data home>/medkb, the folder `bench run` reads by default."""
+    monkeypatch.delenv("MEDREC_RESOURCES", raising=False)
+    monkeypatch.setenv("MEDREC_DATA", str(tmp_path / "home"))
+    out = runner.invoke(app, ["resources", "fetch"])
+    assert out.exit_code == 0, out.output
+    folder = tmp_path / "home" / "medkb"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(r.name for r in RESOURCES if r.source)
+    for name in ("ddi_pairs_atc3.csv", "atc3_smiles.json"):  # no raw public source: copied by hand
+        shutil.copy(MEDKB / name, folder / name)
+    verified = runner.invoke(app, ["resources", "verify"])
+    assert verified.exit_code == 0 and f"resourcesin{folder}" in "".join(verified.stdout.split()), verified.output
+
+
+@needs_medkb
+def test_fetch_defaults_to_medrec_resources_when_set(tmp_path, fake, monkeypatch):
+    monkeypatch.setenv("MEDREC_RESOURCES", str(tmp_path / "kb"))
+    monkeypatch.setenv("MEDREC_DATA", str(tmp_path / "home"))
+    assert runner.invoke(app, ["resources", "fetch"]).exit_code == 0
+    assert (tmp_path / "kb" / "drug-atc.csv").is_file() and not (tmp_path / "home").exists()
+
+
+def test_missing_resources_name_the_data_home_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("MEDREC_RESOURCES", raising=False)
+    monkeypatch.setenv("MEDREC_DATA", str(tmp_path / "home"))
+    one_line_error(runner.invoke(app, ["resources", "verify"]), "--resources DIR", "MEDREC_RESOURCES",
+                   f"or fill {tmp_path / 'home' / 'medkb'}", "`bench resources fetch`")
 
 
 def test_default_transport_failure_is_one_line(tmp_path):
