@@ -9,8 +9,8 @@ it when --data-dir is omitted, and the drug-knowledge resources default to `<dat
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from bench.bundle_store import cache_root
@@ -140,9 +140,9 @@ def fetch_dataset(found: Manifest, folder: Path, transport: Transport, force: bo
             continue
         action = "replaced" if target.exists() else "downloaded"
         url = found.url(file)
-        start: Callable[[int | None], None] = lambda size, path=file.path: progress.file(path, size)
         try:
-            size = download_verified(url, target, file.sha256, transport, start, progress.advance)
+            size = download_verified(url, target, file.sha256, transport, partial(progress.file, file.path),
+                                     progress.advance)
         except DownloadError as exc:
             raise UserError(f"cannot download {url} ({exc.reason}); offline? Download the files from {found.page} "
                             f"into a folder DIR and run `bench data fetch {found.name} --to DIR` to check them") from None

@@ -126,6 +126,19 @@ def test_pins_are_physionets_sha256sums_for_every_table_the_loader_reads(name):
     assert dataset_card(name).fetch["base_url"].startswith("https://physionet.org/files/")
 
 
+@pytest.mark.parametrize("fetch_table,expected", [
+    ({"base_url": "https://x/", "sha256": {"../outside.csv": "0" * 64}}, "'../outside.csv': expected a relative path"),
+    ({"base_url": "https://x/", "sha256": {"/etc/passwd": "0" * 64}}, "'/etc/passwd': expected a relative path"),
+    ({"base_url": "https://x/", "sha256": {"A.csv": "abc"}}, "'A.csv': expected a relative path = a 64-hex sha256"),
+    ({"sha256": {"A.csv": "0" * 64}}, "[fetch] needs base_url"),
+])
+def test_a_malformed_fetch_table_is_one_line_naming_the_card(fetch_table, expected, monkeypatch, home):
+    card = DatasetCard(name="bad-demo", loader="bench.prepare:load_mimic", summary="", path=Path("datasets/bad.toml"),
+                       fetch=fetch_table)
+    monkeypatch.setattr("bench.data_fetch.dataset_cards", lambda: {card.name: card})
+    one_line_error(fetch("bad-demo"), "datasets/bad.toml", expected)
+
+
 # --- fetch mechanics ----------------------------------------------------------------------------------------
 
 def test_fetch_downloads_every_pinned_file_then_skips_them(home, tiny, server):
