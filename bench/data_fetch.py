@@ -73,10 +73,16 @@ def fetchable() -> dict[str, Manifest]:
 def fetchable_manifest(name: str) -> Manifest:
     """The manifest of `name`, or a one-line error listing the fetchable datasets."""
     found = fetchable()
-    if name not in found:
-        raise UserError(f"cannot fetch {name!r}: `bench data fetch` downloads {', '.join(sorted(found))} "
-                        "(the credentialed MIMIC releases need a PhysioNet account: pass their folder with --data-dir)")
-    return found[name]
+    if name in found:
+        return found[name]
+    card = dataset_cards().get(name)
+    if card is None:
+        why = "no such dataset (`bench ls` lists them)"
+    elif card.format:
+        why = f"not open access ({card.download}): download it yourself and pass its folder with --data-dir"
+    else:
+        why = "it is built in, nothing to download"
+    raise UserError(f"cannot fetch {name!r}: {why}; `bench data fetch` downloads {', '.join(sorted(found))}")
 
 
 def missing_files(folder: Path, files: tuple[PinnedFile, ...]) -> list[str]:

@@ -224,9 +224,11 @@ def test_default_folder_without_medrec_data_is_under_the_cache(tmp_path, tiny, m
     assert (tmp_path / "cache" / "data" / "tiny-demo" / "TABLE_A.csv").read_bytes() == FILES["TABLE_A.csv"]
 
 
-@pytest.mark.parametrize("name", ["mimic9", "mimic3", "synthetic"])
-def test_unknown_or_credentialed_dataset_lists_the_fetchable_ones(name, home):
-    one_line_error(fetch(name), f"cannot fetch {name!r}", "mimic3-demo, mimic4-demo")
+@pytest.mark.parametrize("name,why", [("mimic9", "no such dataset"),
+                                      ("mimic3", "not open access (credentialed access: https://physionet.org/"),
+                                      ("synthetic", "it is built in")])
+def test_unknown_or_credentialed_dataset_lists_the_fetchable_ones(name, why, home):
+    one_line_error(fetch(name), f"cannot fetch {name!r}: {why}", "`bench data fetch` downloads mimic3-demo, mimic4-demo")
 
 
 def test_to_a_file_is_refused(tmp_path, home, tiny):
@@ -267,9 +269,9 @@ def test_credentialed_mimic_still_needs_data_dir(home):
 
 
 @pytest.mark.needs_data("mimic3-demo", "medkb")
-def test_real_demo_fetched_then_bench_run_without_paths(tmp_path, home, monkeypatch):
+def test_real_demo_fetched_then_bench_run_without_paths(mimic3_demo, medkb_dir, tmp_path, home, monkeypatch):
     """The real files through the real transport from a local server, then `bench run` with no path at all."""
-    demo = Server(requires_data("mimic3-demo"))
+    demo = Server(mimic3_demo)
     try:
         monkeypatch.setitem(dataset_card("mimic3-demo").fetch, "base_url", demo.url)
         out = fetch("mimic3-demo")
@@ -277,8 +279,7 @@ def test_real_demo_fetched_then_bench_run_without_paths(tmp_path, home, monkeypa
         demo.close()
     assert out.exit_code == 0, out.output
     assert sorted(demo.requests) == sorted(dataset_card("mimic3-demo").fetch["sha256"])
-    monkeypatch.setenv("MEDREC_DATA", str(home))
-    (home / "medkb").symlink_to(requires_data("medkb"), target_is_directory=True)  # the default resources folder
+    (home / "medkb").symlink_to(medkb_dir, target_is_directory=True)  # the default resources folder
     run = runner.invoke(app, ["run", "--model", "popular", "--dataset", "mimic3-demo",
                               "--results-dir", str(tmp_path / "results")])
     assert run.exit_code == 0, run.output
