@@ -9,6 +9,7 @@ it when --data-dir is omitted, and the drug-knowledge resources default to `<dat
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -20,6 +21,7 @@ from bench.registry import DatasetCard, dataset_cards
 
 ENV_VAR = "MEDREC_DATA"
 MEDKB = "medkb"
+SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def data_home() -> Path:
@@ -58,7 +60,7 @@ def manifest(card: DatasetCard) -> Manifest | None:
         raise UserError(f"{card.path}: [fetch] needs base_url and a [fetch.sha256] table of file = digest")
     files = []
     for path, digest in pins.items():
-        if not isinstance(digest, str) or len(digest) != 64 or Path(path).is_absolute() or ".." in Path(path).parts:
+        if not isinstance(digest, str) or not SHA256.fullmatch(digest) or Path(path).is_absolute() or ".." in Path(path).parts:
             raise UserError(f"{card.path}: [fetch.sha256] {path!r}: expected a relative path = a 64-hex sha256")
         files.append(PinnedFile(path, digest.lower()))
     return Manifest(card.name, raw["base_url"], str(raw.get("page", raw["base_url"])), tuple(files))

@@ -130,6 +130,7 @@ def test_pins_are_physionets_sha256sums_for_every_table_the_loader_reads(name):
     ({"base_url": "https://x/", "sha256": {"../outside.csv": "0" * 64}}, "'../outside.csv': expected a relative path"),
     ({"base_url": "https://x/", "sha256": {"/etc/passwd": "0" * 64}}, "'/etc/passwd': expected a relative path"),
     ({"base_url": "https://x/", "sha256": {"A.csv": "abc"}}, "'A.csv': expected a relative path = a 64-hex sha256"),
+    ({"base_url": "https://x/", "sha256": {"A.csv": "z" * 64}}, "'A.csv': expected a relative path = a 64-hex sha256"),
     ({"sha256": {"A.csv": "0" * 64}}, "[fetch] needs base_url"),
 ])
 def test_a_malformed_fetch_table_is_one_line_naming_the_card(fetch_table, expected, monkeypatch, home):

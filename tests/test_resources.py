@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 
 from bench.cli import app
 from bench.cli import resources as resources_cli
-from bench.errors import UserError
-from bench.medkb import read_ddi_pairs
-from bench.io import file_sha256
 from bench.downloads import urllib_transport
+from bench.errors import UserError
+from bench.io import file_sha256
+from bench.medkb import read_ddi_pairs
 from bench.resource_tools import RESOURCES, Keep, kept_side_effects
 from tests.conftest import data_path, one_line_error
 

@@ -35,7 +35,7 @@ _FETCH_HELP = (
 
 
 class _Bars(FetchProgress):
-    """One rich bar per file, in bytes, on stderr (plain lines when not a terminal)."""
+    """One rich bar per file, in bytes, on stderr (the Progress is disabled off a terminal)."""
 
     def __init__(self, bar: Progress) -> None:
         self._bar = bar

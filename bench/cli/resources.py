@@ -8,9 +8,9 @@ import typer
 from rich.table import Table
 
 from bench.cli.console import stdout_console, user_errors
+from bench.downloads import Transport, urllib_transport
 from bench.errors import UserError
 from bench.medkb import ENV_VAR, default_resources, locate_resources
-from bench.downloads import Transport, urllib_transport
 from bench.resource_tools import (BAD, DIFFERS, MISSING, OK, Keep, build_ddi, failure_summary, fetch_all,
                                   verify_folder, write_ddi_pairs)
 
