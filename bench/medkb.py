@@ -1,6 +1,6 @@
 """Drug-knowledge resources (NDC -> RXCUI -> ATC4 maps, ATC names, DDI pairs, SMILES), read from a folder
-laid out like ../shared/data/medkb. They never live in this repository: `--resources DIR` or the
-environment variable MEDREC_RESOURCES names the folder.
+laid out like ../shared/data/medkb. They never live in this repository: `--resources DIR`, else the
+environment variable MEDREC_RESOURCES, else `<data home>/medkb` (bench.data_fetch.data_home) names the folder.
 """
 
 from __future__ import annotations
@@ -29,14 +29,24 @@ CHECKSUMS = "SHA256SUMS.txt"
 REQUIRED = (NDC2RXCUI, NDC2ATC4_ZIP, ATC_NAMES, DDI_PAIRS, SMILES)
 
 
+def default_resources() -> Path:
+    """Where resources are read from when no folder is named: $MEDREC_RESOURCES, else `<data home>/medkb`
+    (`bench resources fetch` downloads there by default)."""
+    from bench.data_fetch import MEDKB, data_home  # deferred: data_fetch reads the dataset cards
+
+    env = os.environ.get(ENV_VAR)
+    return Path(env) if env else data_home() / MEDKB
+
+
 def locate_resources(option: Path | None) -> Path:
-    """The folder named by `--resources`/DIR, else $MEDREC_RESOURCES; a clear error when neither is a folder."""
+    """The folder named by `--resources`/DIR, else $MEDREC_RESOURCES, else `<data home>/medkb` when it
+    exists; a clear error when none is a folder."""
     if option is None:
-        env = os.environ.get(ENV_VAR)
-        if not env:
-            raise UserError(f"drug-knowledge resources needed: name the folder (--resources DIR) or set {ENV_VAR} "
-                            "(a folder laid out like medkb; `bench resources fetch --to DIR` downloads it)")
-        option = Path(env)
+        option = default_resources()
+        if not os.environ.get(ENV_VAR) and not option.is_dir():
+            raise UserError(f"drug-knowledge resources needed: name the folder (--resources DIR) or set {ENV_VAR}, "
+                            f"or fill {option} (a folder laid out like medkb: `bench resources fetch` downloads "
+                            "what has a public source and says how to add the rest)")
     if not option.is_dir():
         what = "is a file, not a folder" if option.exists() else "no such folder"
         raise UserError(f"--resources {option}: {what} (expected a folder laid out like medkb)")

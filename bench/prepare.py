@@ -22,6 +22,7 @@ from bench.bundle_store import cache_key, cached_bundle, store_bundle
 from bench.code_titles import REPLACEMENT_CHAR, read_d_icd, titles_for
 from bench.config import apply_overrides
 from bench.data import DatasetBundle, Patient, Visit, build_vocabs, group_visits
+from bench.data_fetch import default_data_dir
 from bench.errors import UserError
 from bench.medkb import MedKB, load_medkb, resources_dir
 from bench.io import file_sha256
@@ -294,8 +295,7 @@ def load_mimic(card: DatasetCard, *, data_dir: Path | None, resources: Path | No
     drug-knowledge files are checked against their pinned checksums first (a modified file is refused
     unless `allow_modified_resources`); meta["resources_check"] says what was found."""
     if data_dir is None:
-        where = f" ({card.download})" if card.download else ""
-        raise UserError(f"dataset {card.name} needs --data-dir: the folder of the raw tables{where}")
+        data_dir = default_data_dir(card)  # the demos: `bench data fetch`'s folder; otherwise a one-line error
     if not data_dir.is_dir():
         what = "is a file, not a folder" if data_dir.exists() else "no such folder"
         raise UserError(f"--data-dir {data_dir}: {what} (expected the folder of the raw tables)")

@@ -74,6 +74,7 @@ class DatasetCard:
     license: str = ""
     source: str = ""
     path: Path | None = None
+    fetch: dict[str, Any] = field(default_factory=dict)  # [fetch]: base_url, page, sha256 per file (bench.data_fetch)
 
 
 @cache
@@ -86,7 +87,7 @@ def dataset_cards() -> dict[str, DatasetCard]:
         card = DatasetCard(name=raw["name"], loader=raw["loader"], summary=raw.get("summary", ""),
                            params=dict(raw.get("params", {})), format=raw.get("format", ""),
                            download=raw.get("download", ""), license=raw.get("license", ""),
-                           source=raw.get("source", ""), path=path)
+                           source=raw.get("source", ""), path=path, fetch=dict(raw.get("fetch", {})))
         cards[card.name] = card
     return cards
 

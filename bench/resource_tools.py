@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Protocol
 
 from bench import medkb
 from bench.errors import UserError
-from bench.io import atomic_path, atomic_write_text, file_sha256
+from bench.downloads import DownloadError, Transport, download_verified, one_line
+from bench.io import atomic_write_text, file_sha256
 
 ATC3 = re.compile(r"[A-Z]\d\d[A-Z]")
 ATC_CODE = re.compile(r"[A-Z]\d\d[A-Z](?:[A-Z](?:\d\d)?)?")  # ATC level 3, 4 or 5
@@ -157,10 +157,6 @@ class Finding:
         return self.status == BAD or (self.status == MISSING and self.required)
 
 
-def _one_line(exc: object) -> str:
-    return " ".join(str(exc).split()) or exc.__class__.__name__
-
-
 def verify_file(folder: Path, resource: Resource) -> Finding:
     """Presence, then format (parsed with the medkb readers), then checksum against the pinned version."""
     path = folder / resource.name
@@ -170,7 +166,7 @@ def verify_file(folder: Path, resource: Resource) -> Finding:
     try:
         detail = resource.check(path)
     except (UserError, OSError, EOFError, ValueError, RecursionError, csv.Error) as exc:
-        message = _one_line(exc)
+        message = one_line(exc)
         return Finding(resource.name, BAD, message if str(path) in message else f"{path}: {message}", resource.required)
     got = file_sha256(path)
     if got != resource.sha256:
@@ -228,28 +224,6 @@ def check_for_use(folder: Path, allow_modified: bool = False) -> dict[str, objec
     return {"folder": str(folder), "modified": modified, "allowed": allow_modified}
 
 
-class Transport(Protocol):
-    """Fetches the bytes at a URL; raises UserError (one line) when it cannot."""
-
-    def __call__(self, url: str) -> bytes: ...
-
-
-def urllib_transport(url: str, timeout: float = 60.0) -> bytes:
-    """The default transport: urllib.request with a timeout, failures as one-line UserErrors."""
-    import http.client
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.read()
-    except urllib.error.HTTPError as exc:
-        raise UserError(f"{url}: download failed (HTTP {exc.code} {exc.reason})") from None
-    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-        reason = _one_line(getattr(exc, "reason", None) or exc)
-        raise UserError(f"{url}: download failed ({reason}); check the network, or download the file by hand") from None
-
-
 @dataclass(frozen=True)
 class FetchResult:
     name: str
@@ -269,14 +243,12 @@ def fetch_file(folder: Path, resource: Resource, transport: Transport, force: bo
             return FetchResult(resource.name, "skipped", "already present with the pinned checksum")
         return FetchResult(resource.name, "kept", "present but differs from the pinned version; --force replaces it")
     url = resource.source.url
-    data = transport(url)
-    with atomic_path(target) as tmp:
-        tmp.write_bytes(data)
-        got = file_sha256(tmp)
-        if got != resource.sha256:
-            raise UserError(f"{url}: sha256 mismatch, expected {resource.sha256}, got {got}; nothing written")
+    try:
+        size = download_verified(url, target, resource.sha256, transport)
+    except DownloadError as exc:
+        raise UserError(f"{exc}; check the network, or download the file by hand") from None
     return FetchResult(resource.name, "downloaded",
-                       f"{len(data):,} bytes from {resource.source.repo} @ {resource.source.commit[:7]}")
+                       f"{size:,} bytes from {resource.source.repo} @ {resource.source.commit[:7]}")
 
 
 def fetch_all(folder: Path, transport: Transport, force: bool = False) -> list[FetchResult]:
@@ -314,7 +286,7 @@ def _twosides_rows(path: Path) -> Iterator[tuple[str, str, str]]:
                     raise UserError(f"{path}, line {reader.line_num}: expected {len(header)} fields, got {len(row)}")
                 yield row[where[0]].strip(), row[where[1]].strip(), row[where[2]].strip()
     except (UnicodeDecodeError, csv.Error) as exc:
-        raise UserError(f"{path}: not a readable CSV ({_one_line(exc)})") from None
+        raise UserError(f"{path}: not a readable CSV ({one_line(exc)})") from None
 
 
 def kept_side_effects(counts: Mapping[str, int], keep: Keep, top: int) -> list[str]:

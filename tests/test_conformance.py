@@ -12,13 +12,13 @@ from bench.progress import Progress
 from bench.protocol import FitReport, InputCache, Recommender, clear_input_cache
 from bench.registry import MODELS, model_class
 from bench.splits import split_patients
-from tests.conftest import SHARED_DATA
+from tests.conftest import requires_data
 
 
 @pytest.fixture(scope="module", params=["synthetic-small", "mimic3-demo"])
 def bundle(request, tmp_path_factory):
     if request.param == "mimic3-demo":
-        return load_bundle("mimic3-demo", data_dir=SHARED_DATA / "mimic3-demo", resources=SHARED_DATA / "medkb",
+        return load_bundle("mimic3-demo", data_dir=requires_data("mimic3-demo"), resources=requires_data("medkb"),
                            cache_dir=tmp_path_factory.mktemp("cache"))
     return load_bundle(request.param)
 

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import csv
 import gzip
-import os
 import re
 from pathlib import Path
 
 import pytest
 
 from bench.synthetic import load_knowledge
+from tests.conftest import requires_data
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FOLDER = REPO_ROOT / "datasets" / "synthetic" / "knowledge"
-SHARED_DATA = Path(os.environ.get("MEDREC_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 COLUMNS = {
     "atc3.csv": ["atc3", "name", "drug", "smiles"],
     "conditions.csv": ["condition", "name", "prevalence", "chronic", "group"],
@@ -96,9 +95,7 @@ def test_every_atc3_referenced_is_in_atc3_csv():
 
 
 def test_atc3_names_match_the_who_atc_index():
-    path = SHARED_DATA / "medkb" / "atc_coding.csv.gz"
-    if not path.exists():
-        pytest.skip(f"reference data not found: {path}")
+    path = requires_data("medkb") / "atc_coding.csv.gz"
     names: dict[str, set[str]] = {}
     with gzip.open(path, "rt", encoding="utf-8") as handle:
         for r in csv.DictReader(handle):

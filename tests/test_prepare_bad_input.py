@@ -21,9 +21,10 @@ from bench.cli import app
 from bench.errors import UserError
 from bench.loading import load_bundle
 from bench.medkb import load_medkb
-from tests.conftest import SHARED_DATA
+from tests.conftest import data_path
 
-DEMO, MEDKB = SHARED_DATA / "mimic3-demo", SHARED_DATA / "medkb"
+DEMO, MEDKB = data_path("mimic3-demo"), data_path("medkb")  # located once; the mark skips where missing
+pytestmark = pytest.mark.needs_data("mimic3-demo", "medkb")
 TABLES = ("ADMISSIONS", "DIAGNOSES_ICD", "PROCEDURES_ICD", "PRESCRIPTIONS", "D_ICD_DIAGNOSES", "D_ICD_PROCEDURES")
 
 

@@ -21,6 +21,8 @@ def _cut_after_fields(path: Path, line_index: int, keep: int) -> int:
     path.write_bytes(b"\n".join(lines[:line_index]) + b"\n" + b",".join(lines[line_index].split(b",")[:keep]))
     return line_index + 1
 
+pytestmark = pytest.mark.needs_data("mimic3-demo", "medkb")
+
 
 def test_plain_csv_cut_in_a_row(demo, tmp_path):
     path = demo / "PRESCRIPTIONS.csv"

@@ -7,9 +7,10 @@ from typer.testing import CliRunner
 
 from bench.cli import app
 from bench.loading import load_bundle
-from tests.conftest import SHARED_DATA
+from tests.conftest import data_path
 
-DEMO, MEDKB = SHARED_DATA / "mimic3-demo", SHARED_DATA / "medkb"
+DEMO, MEDKB = data_path("mimic3-demo"), data_path("medkb")  # located once; the mark skips where missing
+pytestmark = pytest.mark.needs_data("mimic3-demo", "medkb")
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +69,3 @@ def test_cli_prepare_and_run_end_to_end(tmp_path):
                         env={"MEDREC_CACHE": str(tmp_path / "cache")})
     assert out.exit_code == 0, out.output
     assert list((tmp_path / "results" / "mimic3-demo" / "logreg").glob("*/run.json"))
-
-
-def test_demo_without_data_dir_names_the_download_page():
-    out = CliRunner().invoke(app, ["prepare", "--dataset", "mimic3-demo"])
-    assert out.exit_code == 2
-    assert "--data-dir" in out.output and "physionet.org/content/mimiciii-demo/1.4" in out.output
-    out = CliRunner().invoke(app, ["prepare", "--dataset", "mimic4-demo"])
-    assert "physionet.org/content/mimic-iv-demo/2.2" in out.output

@@ -20,9 +20,10 @@ import bench.prepare
 from bench.cli import app
 from bench.loading import load_bundle
 from bench.medkb import load_medkb
-from tests.conftest import SHARED_DATA
+from tests.conftest import DATA as SHARED_DATA
 
-MEDKB = SHARED_DATA / "medkb"
+MEDKB = SHARED_DATA / "medkb"  # SHARED_DATA / name: the located folder (tests.conftest.data_path)
+pytestmark = pytest.mark.needs_data("medkb")
 
 # NDC11 (strings, leading zeros) -> ATC3, real entries of medkb's ndc2rxnorm_mapping.txt.
 LISINOPRIL, LISINOPRIL_2 = "00172375910", "00071053523"  # C09A ace inhibitors (two NDCs, one ATC3)
@@ -328,6 +329,7 @@ def test_cli_prepare_and_run(mimic4_dir, tmp_path):
     assert len(list((tmp_path / "cache").iterdir())) == 1  # `run` reused the bundle `prepare` cached
 
 
+@pytest.mark.needs_data("mimic3-demo")
 def test_the_wrong_release_gives_a_one_line_error(mimic4_dir, tmp_path):
     """MIMIC-IV tables under a MIMIC-III card, and the MIMIC-III demo under a MIMIC-IV card."""
     from bench.errors import UserError

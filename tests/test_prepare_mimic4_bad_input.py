@@ -14,6 +14,8 @@ from bench.cli import app
 from tests.test_prepare_mimic4 import (ADMISSIONS, ADMISSIONS_COLUMNS, DIAGNOSES, MEDKB, SUBJECT,  # noqa: F401
                                        _medkb_once, _write_gz, bundle, mimic4_dir, prepare, write_mimic4)
 
+pytestmark = pytest.mark.needs_data("medkb")
+
 
 def test_icd_version_11_and_a_reused_hadm_id_are_counted_dropped_and_warned(tmp_path, bundle):
     """Issue 13 h: a version that is neither 9 nor 10, and an hadm_id under two patients."""

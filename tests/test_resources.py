@@ -7,34 +7,25 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tests.conftest import SHARED_DATA
 from typer.testing import CliRunner
 
 from bench.cli import app
 from bench.cli import resources as resources_cli
+from bench.downloads import urllib_transport
 from bench.errors import UserError
-from bench.medkb import read_ddi_pairs
 from bench.io import file_sha256
-from bench.resource_tools import RESOURCES, Keep, kept_side_effects, urllib_transport
+from bench.medkb import read_ddi_pairs
+from bench.resource_tools import RESOURCES, Keep, kept_side_effects
+from tests.conftest import data_path, one_line_error
 
-MEDKB = SHARED_DATA / "medkb"
+MEDKB = data_path("medkb")
 FIXTURES = Path(__file__).parent / "fixtures" / "resources"
 TWOSIDES = FIXTURES / "twosides_small.csv"
 DRUG_ATC = FIXTURES / "drug_atc_small.csv"
 NDC_URL = ("https://raw.githubusercontent.com/sjy1203/GAMENet/da695b4fc9390882f3a681c82115e81291ae6380/"
            "data/ndc2rxnorm_mapping.txt")
 runner = CliRunner()
-needs_medkb = pytest.mark.skipif(not MEDKB.is_dir(), reason=f"reference data not found: {MEDKB}")
-
-
-def one_line_error(out, *fragments: str) -> None:
-    """Exit code 2, a single `error:` line on stderr holding every fragment, no traceback."""
-    assert out.exit_code == 2, out.output
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), out.stderr
-    assert "Traceback" not in out.output
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
+needs_medkb = pytest.mark.needs_data("medkb")
 
 
 @pytest.fixture
@@ -49,7 +40,7 @@ def medkb_copy(tmp_path: Path) -> Path:
 
 # --- verify ---------------------------------------------------------------------------------------------
 
-@needs_medkb
+@pytest.mark.needs_data("medkb", files=("SHA256SUMS.txt",))
 def test_pinned_checksums_match_the_shared_sha256sums():
     listed = dict(reversed(line.split()) for line in (MEDKB / "SHA256SUMS.txt").read_text().splitlines() if line)
     assert {r.name: r.sha256 for r in RESOURCES} == listed
@@ -70,8 +61,9 @@ def test_verify_reads_the_environment_variable(monkeypatch):
     assert runner.invoke(app, ["resources", "verify"]).exit_code == 0
 
 
-def test_verify_without_folder_or_environment(monkeypatch):
+def test_verify_without_folder_or_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("MEDREC_RESOURCES", raising=False)
+    monkeypatch.setenv("MEDREC_DATA", str(tmp_path))  # no <data home>/medkb either
     one_line_error(runner.invoke(app, ["resources", "verify"]), "or set MEDREC_RESOURCES")
     one_line_error(runner.invoke(app, ["resources", "verify", "/nonexistent/medkb"]), "no such folder")
 
@@ -190,6 +182,36 @@ def test_fetch_keeps_a_differing_file_unless_forced(tmp_path, fake):
     assert file_sha256(tmp_path / "drug-atc.csv") == file_sha256(MEDKB / "drug-atc.csv")
 
 
+@needs_medkb
+def test_fetch_and_verify_default_to_the_data_home(tmp_path, fake, monkeypatch):
+    """No --to, no DIR, no $MEDREC_RESOURCES: <data home>/medkb, the folder `bench run` reads by default."""
+    monkeypatch.delenv("MEDREC_RESOURCES", raising=False)
+    monkeypatch.setenv("MEDREC_DATA", str(tmp_path / "home"))
+    out = runner.invoke(app, ["resources", "fetch"])
+    assert out.exit_code == 0, out.output
+    folder = tmp_path / "home" / "medkb"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(r.name for r in RESOURCES if r.source)
+    for name in ("ddi_pairs_atc3.csv", "atc3_smiles.json"):  # no raw public source: copied by hand
+        shutil.copy(MEDKB / name, folder / name)
+    verified = runner.invoke(app, ["resources", "verify"])
+    assert verified.exit_code == 0 and f"resourcesin{folder}" in "".join(verified.stdout.split()), verified.output
+
+
+@needs_medkb
+def test_fetch_defaults_to_medrec_resources_when_set(tmp_path, fake, monkeypatch):
+    monkeypatch.setenv("MEDREC_RESOURCES", str(tmp_path / "kb"))
+    monkeypatch.setenv("MEDREC_DATA", str(tmp_path / "home"))
+    assert runner.invoke(app, ["resources", "fetch"]).exit_code == 0
+    assert (tmp_path / "kb" / "drug-atc.csv").is_file() and not (tmp_path / "home").exists()
+
+
+def test_missing_resources_name_the_data_home_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("MEDREC_RESOURCES", raising=False)
+    monkeypatch.setenv("MEDREC_DATA", str(tmp_path / "home"))
+    one_line_error(runner.invoke(app, ["resources", "verify"]), "--resources DIR", "MEDREC_RESOURCES",
+                   f"or fill {tmp_path / 'home' / 'medkb'}", "`bench resources fetch`")
+
+
 def test_default_transport_failure_is_one_line(tmp_path):
     with pytest.raises(UserError, match="download failed") as info:
         urllib_transport((tmp_path / "absent.txt").as_uri(), timeout=1)
@@ -272,7 +294,7 @@ def _cut_ddi(folder: Path, keep_lines: int) -> None:
     path.write_text("".join(path.read_text().splitlines(keepends=True)[:keep_lines]))
 
 
-@needs_medkb
+@pytest.mark.needs_data("mimic3-demo", "medkb")
 @pytest.mark.parametrize("keep_lines,expected", [
     (183, f"ddi_pairs_atc3.csv differs from the pinned version; restore the pinned file or pass "
           "--allow-modified-resources to use it anyway"),
@@ -280,7 +302,7 @@ def _cut_ddi(folder: Path, keep_lines: int) -> None:
 ])
 def test_run_refuses_a_modified_resources_folder(keep_lines, expected, medkb_copy, tmp_path):
     _cut_ddi(medkb_copy, keep_lines)
-    demo = MEDKB.parent / "mimic3-demo"
+    demo = data_path("mimic3-demo")
     for command in (["run", "--model", "popular", "--results-dir", str(tmp_path / "results")], ["prepare"]):
         out = runner.invoke(app, [*command, "--dataset", "mimic3-demo", "--data-dir", str(demo),
                                   "--resources", str(medkb_copy)], env={"MEDREC_CACHE": str(tmp_path / "cache")})
@@ -288,12 +310,12 @@ def test_run_refuses_a_modified_resources_folder(keep_lines, expected, medkb_cop
     assert not (tmp_path / "results").exists() and not (tmp_path / "cache").exists()
 
 
-@needs_medkb
+@pytest.mark.needs_data("mimic3-demo", "medkb")
 def test_run_with_allow_modified_resources_records_it(medkb_copy, tmp_path):
     import json
 
     _cut_ddi(medkb_copy, 183)
-    common = ["--dataset", "mimic3-demo", "--data-dir", str(MEDKB.parent / "mimic3-demo"),
+    common = ["--dataset", "mimic3-demo", "--data-dir", str(data_path("mimic3-demo")),
               "--results-dir", str(tmp_path / "results")]
     env = {"MEDREC_CACHE": str(tmp_path / "cache")}
     out = runner.invoke(app, ["run", "--model", "popular", *common, "--resources", str(medkb_copy),

@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 from bench.cli import app
 from bench.medkb import read_ndc2rxcui
 from bench.synth_raw import generate
-from tests.conftest import SHARED_DATA
+from tests.conftest import data_path
 
-MEDKB = SHARED_DATA / "medkb"
-MIMIC3_DEMO = SHARED_DATA / "mimic3-demo"
+MEDKB = data_path("medkb")
+MIMIC3_DEMO = data_path("mimic3-demo", files=("PATIENTS.csv",))
 SCALE = 0.0005  # ~150 patients, ~215 admissions, ~8k prescription rows
 
 MIMIC4 = {
@@ -35,8 +35,7 @@ MIMIC4 = {
 MIMIC3_TABLES = ("PATIENTS", "ADMISSIONS", "DIAGNOSES_ICD", "PROCEDURES_ICD", "PRESCRIPTIONS",
                  "D_ICD_DIAGNOSES", "D_ICD_PROCEDURES")
 
-pytestmark = pytest.mark.skipif(not (MEDKB / "ndc2rxnorm_mapping.txt").is_file(),
-                                reason="needs ../shared/data/medkb")
+pytestmark = pytest.mark.needs_data("medkb")
 
 
 def read(path: Path) -> pl.DataFrame:
@@ -69,6 +68,7 @@ def test_mimic4_files_and_exact_columns(mimic4):
     assert 0.8 < rows["admissions"] / (431_231 * SCALE) < 1.2
 
 
+@pytest.mark.needs_data("mimic3-demo", files=("PATIENTS.csv",))  # the demo fetch leaves PATIENTS out
 def test_mimic3_files_and_columns_match_the_demo_upper_cased(mimic3):
     result, out = mimic3
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{name}.csv.gz" for name in MIMIC3_TABLES)
@@ -201,6 +201,7 @@ def test_cli_unwritable_out_and_missing_resources(tmp_path, monkeypatch):
                                   "--resources", str(MEDKB)])
         assert out.exit_code == 2 and "--out" in out.output, out.output
     monkeypatch.delenv("MEDREC_RESOURCES", raising=False)
+    monkeypatch.setenv("MEDREC_DATA", str(tmp_path / "no-data-home"))  # no <data home>/medkb either
     out = runner.invoke(app, ["synth-raw", "--format", "mimic4", "--scale", "0.001", "--out", str(tmp_path / "o")])
     assert out.exit_code == 2 and "MEDREC_RESOURCES" in out.output, out.output
     out = runner.invoke(app, ["synth-raw", "--format", "mimic4", "--scale", "0.001", "--out", str(tmp_path / "o"),

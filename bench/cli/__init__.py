@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from bench.cli import ablate, compare, ls, prepare, report, resources, run, synth_raw
+from bench.cli import ablate, compare, data, ls, prepare, report, resources, run, synth_raw
 from bench.cli import probe as probe_cli
 from bench.cli import prompts as prompts_cli
 from bench.cli import rarity as rarity_cli
@@ -22,6 +22,7 @@ app.command("prompts")(prompts_cli.prompts)
 app.command("rarity")(rarity_cli.rarity)
 app.command("teacher-probe")(probe_cli.teacher_probe)
 app.add_typer(resources.app, name="resources")
+app.add_typer(data.app, name="data")
 
 
 def main() -> None:

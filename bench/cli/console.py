@@ -32,5 +32,5 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except UserError as exc:
-        _stderr.print(f"[bold red]error:[/] {exc}", markup=True)
+        _stderr.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)  # `[fetch]` in a message stays
         raise typer.Exit(EXIT_USER_ERROR) from None

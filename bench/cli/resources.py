@@ -8,11 +8,11 @@ import typer
 from rich.table import Table
 
 from bench.cli.console import stdout_console, user_errors
+from bench.downloads import Transport, urllib_transport
 from bench.errors import UserError
-from bench.medkb import ENV_VAR, locate_resources
-from bench.resource_tools import (ALLOW_MODIFIED, BAD, DIFFERS, MISSING, OK, Keep, Transport, build_ddi,
-                                  differs_summary, failure_summary, fetch_all, urllib_transport, verify_folder,
-                                  write_ddi_pairs)
+from bench.medkb import ENV_VAR, default_resources, locate_resources
+from bench.resource_tools import (ALLOW_MODIFIED, BAD, DIFFERS, MISSING, OK, Keep, build_ddi, differs_summary,
+                                  failure_summary, fetch_all, verify_folder, write_ddi_pairs)
 
 app = typer.Typer(help="Drug-knowledge resources: verify, fetch, rebuild DDI pairs.", no_args_is_help=True)
 
@@ -44,6 +44,7 @@ _FETCH_HELP = (
     "Each download is checked against its pinned sha256 before it replaces anything. Files already present with "
     "the pinned checksum are skipped; present files that differ are kept unless --force. ddi_pairs_atc3.csv and "
     "atc3_smiles.json have no raw public source: the command says what to do.\n\n"
+    "Without --to, the files go where `bench run` looks for them: $MEDREC_RESOURCES, else <data home>/medkb.\n\n"
     "Example: bench resources fetch --to ~/medkb && bench resources verify ~/medkb")
 _BUILD_HELP = (
     "Rebuild ddi_pairs_atc3.csv from raw TWOSIDES (drug-DDI.csv) and drug-atc.csv.\n\n"
@@ -58,7 +59,7 @@ _BUILD_HELP = (
 
 @app.command("verify", help=_VERIFY_HELP)
 def verify(
-    folder: Path = typer.Argument(None, metavar="DIR", help=f"resources folder (default: ${ENV_VAR})",
+    folder: Path = typer.Argument(None, metavar="DIR", help=f"resources folder (default: ${ENV_VAR}, else <data home>/medkb)",
                                  show_default=False),
 ) -> None:
     """Check a resources folder; the help text is _VERIFY_HELP."""
@@ -78,11 +79,13 @@ def verify(
 
 @app.command("fetch", help=_FETCH_HELP)
 def fetch(
-    to: Path = typer.Option(..., "--to", help="folder to download into (created if needed)"),
+    to: Path = typer.Option(None, "--to", help="folder to download into, created if needed (default: "
+                            f"${ENV_VAR}, else <data home>/medkb; see `bench data where`)", show_default=False),
     force: bool = typer.Option(False, "--force", help="download again even when a file is already present"),
 ) -> None:
     """Download the pinned files; the help text is _FETCH_HELP."""
     with user_errors():
+        to = to if to is not None else default_resources()
         results = fetch_all(to, transport, force)
     manual = [r for r in results if r.action == "manual"]
     rows = [(r.name, r.action, "see below" if r.action == "manual" else r.detail) for r in results]

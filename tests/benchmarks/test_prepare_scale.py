@@ -3,7 +3,7 @@
 Raw tables come from `bench.synth_raw` (real schemas, gzip), generated on the fly when missing and kept
 in $MEDREC_BENCH_DATA (unset: <tmp>/medrec-bench-data, e.g. /tmp/medrec-bench-data) between runs,
 since writing scale 1.0 takes minutes; a folder counts as complete once its `synth-raw.json` is
-written. The drug-knowledge files come from the shared data folder (else $MEDREC_RESOURCES). Each
+written. The drug-knowledge files are located as in tests/conftest.py (shared folder, $MEDREC_DATA, $MEDREC_RESOURCES, fetch folder). Each
 preparation runs in a fresh process with an empty cache, which reports its own peak RSS.
 """
 
@@ -18,11 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from bench import medkb
-from tests.conftest import SHARED_DATA
+from tests.conftest import data_path, requires_data
 
 DATA = Path(os.environ.get("MEDREC_BENCH_DATA") or Path(tempfile.gettempdir()) / "medrec-bench-data")
-MEDKB = SHARED_DATA / "medkb" if (SHARED_DATA / "medkb").is_dir() else Path(os.environ.get("MEDREC_RESOURCES", ""))
+MEDKB = data_path("medkb")
 DONE = "synth-raw.json"  # written after every table: an interrupted generation is redone
 # Peak RSS from VmHWM, this process's own high-water mark: ru_maxrss keeps the parent's across fork and
 # exec on Linux (so it would report the pytest process's size whenever that is larger).
@@ -51,9 +50,7 @@ def raw_tables(scale: float) -> tuple[Path, dict]:
     """The raw MIMIC-IV-shaped tables at `scale`, written by bench.synth_raw unless already complete."""
     folder = DATA / f"mimic4-{scale}"
     if not (folder / DONE).is_file():
-        if not (MEDKB / medkb.NDC2RXCUI).is_file():
-            pytest.skip(f"no drug-knowledge folder (looked in {SHARED_DATA / 'medkb'} and $MEDREC_RESOURCES): "
-                        "`bench resources fetch --to DIR`, then MEDREC_RESOURCES=DIR")
+        requires_data("medkb")  # skips (fails under MEDREC_REQUIRE_DATA=1) where no folder has it
         from bench.synth_raw import generate
 
         made = generate("mimic4", scale, folder, resources=MEDKB)
