@@ -1,6 +1,7 @@
-"""Drug-knowledge resources (NDC -> RXCUI -> ATC4 maps, ATC names, DDI pairs, SMILES), read from a folder
-laid out like ../shared/data/medkb. They never live in this repository: `--resources DIR`, else the
-environment variable MEDREC_RESOURCES, else `<data home>/medkb` (bench.data_fetch.data_home) names the folder.
+"""Drug-knowledge resources (NDC -> RXCUI -> ATC4 maps, ATC names, DDI pairs, SMILES), read from one
+folder (its files: docs/datasets.md#drug-knowledge-resources). They never live in this repository:
+`--resources DIR`, else the environment variable MEDREC_RESOURCES, else `<data home>/medkb`
+(bench.data_fetch.data_home) names the folder.
 """
 
 from __future__ import annotations

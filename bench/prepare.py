@@ -313,4 +313,6 @@ def load_mimic(card: DatasetCard, *, data_dir: Path | None, resources: Path | No
     if bundle is None:
         bundle = prepare_mimic(card.name, card.format, data_dir, load_medkb(kb_dir), params, step, digests)
         store_bundle(bundle, key, cache_dir)
-    return replace(bundle, meta={**bundle.meta, "resources_check": checked})  # of this load, not cached
+    # the cache is keyed by file names and checksums, not paths: the folders are this load's
+    return replace(bundle, meta={**bundle.meta, "data_dir": str(data_dir), "resources": str(kb_dir),
+                                 "resources_check": checked})

@@ -167,7 +167,7 @@ def run(options: RunOptions, progress: Progress) -> tuple[dict[str, Any], Path]:
         "model": {"name": options.model, "config": config_to_dict(model.config), "hard_predictions": hard},
         "dataset": {"name": options.dataset, "hash": bundle.hash, "n_train": len(train),
                     "n_valid": len(valid), "n_test": len(test), "n_drugs": len(bundle.drug_vocab),
-                    "data_dir": None if options.data_dir is None else str(options.data_dir),
+                    "data_dir": bundle.meta.get("data_dir"),  # the folder read (--data-dir or its default)
                     "prep_overrides": dict(options.prep_overrides), "meta": dict(bundle.meta)},
         # drug-knowledge files checked against their pinned checksums (None: the dataset uses none)
         "resources": bundle.meta.get("resources_check"),

@@ -284,7 +284,8 @@ def test_real_demo_fetched_then_bench_run_without_paths(mimic3_demo, medkb_dir, 
     run = runner.invoke(app, ["run", "--model", "popular", "--dataset", "mimic3-demo",
                               "--results-dir", str(tmp_path / "results")])
     assert run.exit_code == 0, run.output
-    assert list((tmp_path / "results" / "mimic3-demo" / "popular").glob("*/run.json"))
+    records = [json.loads(p.read_text()) for p in (tmp_path / "results" / "mimic3-demo" / "popular").glob("*/run.json")]
+    assert [r["dataset"]["data_dir"] for r in records] == [str(home / "mimic3-demo")]  # the default, recorded
     metas = [json.loads(p.read_text())["meta"] for p in (tmp_path / "cache").glob("mimic3-demo-*/bundle.json")]
     assert [(m["data_dir"], m["resources"]) for m in metas] == [(str(home / "mimic3-demo"), str(home / "medkb"))]
 

@@ -38,7 +38,7 @@ _VERIFY_HELP = (
     "A missing required file, a file that does not parse, or a checksum that differs from the pinned version "
     "fails with exit code 2 (a truncated or edited file changes every figure computed with it; `bench run` "
     "refuses such a folder unless --allow-modified-resources). drug-atc.csv is optional.\n\n"
-    "Example: bench resources verify ../shared/data/medkb")
+    "Example: bench resources verify ~/medkb")
 _FETCH_HELP = (
     "Download the files that have a public raw source, from their pinned repository commits.\n\n"
     "Each download is checked against its pinned sha256 before it replaces anything. Files already present with "

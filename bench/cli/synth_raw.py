@@ -22,7 +22,7 @@ def synth_raw(
 ) -> None:
     """Write raw hospital tables in the real MIMIC schemas (a load generator for the preprocessing).
 
-    Example: bench synth-raw --format mimic4 --scale 0.1 --out /tmp/mimic4-0.1 --resources ../shared/data/medkb
+    Example: bench synth-raw --format mimic4 --scale 0.1 --out /tmp/mimic4-0.1 --resources ~/medkb
     """
     with user_errors():
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
