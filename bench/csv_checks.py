@@ -3,7 +3,8 @@
 - A file cut short: the last row must end with a line break and have as many fields as the header.
   A plain file costs one small read at its end; a `.gz` is decompressed to the end once (which also
   catches a truncated gzip stream). Lines are counted only to report an error.
-- A ragged row in the middle (polars refuses rows with too many fields but does not say where):
+- Rows in the middle are NOT checked (that would mean parsing every column of every row). Where
+  polars itself refuses a row with too many fields (it does so only when it reads every column),
   `first_ragged_row` finds its line, on the error path only.
 - Two copies of one table (`x.csv` and `x.csv.gz`): `same_content` compares them byte for byte
   (the `.gz` decompressed), stopping at the first difference.
@@ -34,8 +35,12 @@ def open_binary(path: Path) -> BinaryIO:
 
 
 def parse_row(line: bytes) -> list[str]:
-    """The fields of one CSV line (quoted fields may hold commas)."""
+    """The fields of one CSV line (quoted fields may hold commas); csv.Error for an unreadable line
+    (a bare carriage return in an unquoted field, say)."""
     return next(csv.reader([line.decode("utf-8", errors="replace")]), [])
+
+
+_CUT = "(file cut short?); download it again"
 
 
 def count_lines(path: Path) -> int:
@@ -69,27 +74,39 @@ def _plain_tail(path: Path) -> tuple[bytes, bool]:
         return handle.read(), size <= TAIL
 
 
-def last_row_problem(tail: bytes, n_fields: int, whole: bool) -> str | None:
-    """What is wrong with the last row in `tail` (the end of a file; `whole`: the entire file), or None."""
-    if not tail:
-        return None
+def _last_row(tail: bytes) -> tuple[bytes, bool]:
+    """`tail` without its trailing line breaks and blank lines, and whether the file ended with one."""
     ends = tail.endswith(b"\n")
-    body = tail[:-1] if ends else tail
-    body = body[:-1] if ends and body.endswith(b"\r") else body
+    return (tail.rstrip(b"\r\n") if ends else tail), ends
+
+
+def last_row_problem(tail: bytes, n_fields: int, whole: bool) -> str | None:
+    """What is wrong with the last non-blank row in `tail` (the end of a file; `whole`: the entire
+    file), or None."""
+    body, ends = _last_row(tail)
+    if not body:
+        return None
     cut = body.rfind(b"\n")
-    if cut < 0 and not whole:  # a last line longer than TAIL: only the line break can be checked
-        return None if ends else "last row does not end with a line break"
+    if cut < 0:  # one line: the header alone (whole file), or a last line longer than TAIL
+        if whole or ends:
+            return None
+        return ("last row does not end with a line break: the file was cut short (download it again) "
+                "or saved without a final line break (add one)")
     line = body[cut + 1:]
-    if ends and not line.strip():
-        return None  # a blank last line
     if line.count(b'"') % 2:  # a quoted field with a line break inside, or a row cut inside quotes
-        return None if ends else "last row ends inside a quoted field"
-    fields = len(parse_row(line))
+        return None if ends else f"last row ends inside a quoted field {_CUT}"
+    try:
+        fields = len(parse_row(line))
+    except csv.Error as exc:
+        return f"unreadable last row ({exc})"
     if fields < n_fields:
-        return f"last row has {fields} of {n_fields} fields"
+        return f"last row has {fields} of {n_fields} fields {_CUT}"
     if fields > n_fields:
         return f"last row has {fields} fields, the header {n_fields}"
-    return None if ends else "last row does not end with a line break"
+    if ends:
+        return None
+    return ("last row does not end with a line break: the file was cut short (download it again) "
+            "or saved without a final line break (add one)")
 
 
 def check_complete(path: Path, n_fields: int) -> None:
@@ -102,8 +119,9 @@ def check_complete(path: Path, n_fields: int) -> None:
     problem = last_row_problem(tail, n_fields, whole)
     if problem:
         newlines = count_lines(path) if newlines is None else newlines
-        line = newlines if tail.endswith(b"\n") else newlines + 1
-        raise UserError(f"{path}, line {line}: {problem} (file cut short?); download it again")
+        body, ends = _last_row(tail)
+        line = newlines - tail[len(body):].count(b"\n") + 1  # the last non-blank row's line number
+        raise UserError(f"{path}, line {line}: {problem}")
 
 
 def first_ragged_row(path: Path, n_fields: int) -> tuple[int, int] | None:

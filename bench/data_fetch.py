@@ -153,7 +153,7 @@ def fetch_dataset(found: Manifest, folder: Path, transport: Transport, force: bo
                                      progress.advance)
         except DownloadError as exc:
             raise UserError(f"cannot download {url} ({exc.reason}); offline? Download the files from {found.page} "
-                            f"into a folder DIR and run `bench data fetch {found.name} --to DIR` to check them") from None
+                            f"into a folder DIR, check them with `bench data fetch {found.name} --to DIR` and pass --data-dir DIR") from None
         done.append(Fetched(file.path, action, size))
         progress.done(file.path, action)
     return done

@@ -99,14 +99,18 @@ def download_verified(url: str, target: Path, sha256: str, transport: Transport,
     stream = as_stream(transport(url))
     started(stream.size)
     digest, written = hashlib.sha256(), 0
-    with atomic_path(target) as tmp:
-        with tmp.open("wb") as handle:
-            for block in stream.chunks:
-                handle.write(block)
-                digest.update(block)
-                written += len(block)
-                advance(len(block))
-        got = digest.hexdigest()
-        if got != sha256:
-            raise UserError(f"{url}: sha256 mismatch for {target.name}, expected {sha256}, got {got}; nothing written")
+    try:
+        with atomic_path(target) as tmp:
+            with tmp.open("wb") as handle:
+                for block in stream.chunks:  # network failures: DownloadError (a UserError, not an OSError)
+                    handle.write(block)
+                    digest.update(block)
+                    written += len(block)
+                    advance(len(block))
+            got = digest.hexdigest()
+            if got != sha256:
+                raise UserError(f"{url}: sha256 mismatch for {target.name}, expected {sha256}, got {got}; "
+                                "nothing written")
+    except OSError as exc:  # the folder cannot be created or written (permissions, a full disk)
+        raise UserError(f"{target}: cannot write ({one_line(exc)}); nothing written") from None
     return written

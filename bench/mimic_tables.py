@@ -7,6 +7,7 @@ Every column is read as text (so NDCs keep their leading zeros) and renamed to l
 
 from __future__ import annotations
 
+import csv
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,7 +43,11 @@ def _read_header(path: Path) -> list[str]:
     text = first.decode("utf-8", errors="replace").strip().lstrip("\ufeff")
     if not text:
         raise UserError(f"{path}: empty file (expected a CSV header row)")
-    return [name.strip().strip('"') for name in parse_row(text.encode("utf-8"))]
+    try:
+        names = parse_row(text.encode("utf-8"))
+    except csv.Error as exc:
+        raise UserError(f"{path}, line 1: unreadable header row ({exc})") from None
+    return [name.strip().strip('"') for name in names]
 
 
 def _one_of(folder: Path, matches: list[Path]) -> Path:
@@ -59,7 +64,7 @@ def _one_of(folder: Path, matches: list[Path]) -> Path:
 
 def find_table(folder: Path, stem: str, required: Sequence[str], *, check_rows: bool = True) -> RawTable:
     """Find `stem`.csv or `stem`.csv.gz (any case) in `folder`, check its required columns and (unless
-    `check_rows` is False) that it is complete: gzip stream whole, last row neither cut nor ragged."""
+    `check_rows` is False) that it is complete: gzip stream whole, last row neither cut nor ragged (rows in the middle are not checked)."""
     wanted = {f"{stem.lower()}.csv", f"{stem.lower()}.csv.gz"}
     matches = sorted(p for p in folder.iterdir() if p.name.lower() in wanted) if folder.is_dir() else []
     if not matches:

@@ -147,7 +147,7 @@ def _read_codes(table: RawTable, spec: FormatSpec, kind: str, counts: dict[str, 
         counts[f"{kind}_rows_icd_version_unknown"] = unknown.height
         if unknown.height:
             frame = frame.filter(known)
-            versions = ", ".join(sorted(set(unknown["code"].str.split(":").list.first().to_list()))[:5])
+            versions = ", ".join(unknown["code"].str.split(":").list.first().unique().sort().head(5).to_list())
             warnings.append(f"{table.path}: {unknown.height:,} row(s) with {spec.version_column} other than 9 or 10 "
                             f"({versions}) dropped ({kind}_rows_icd_version_unknown)")
     frame = frame.sort(["hadm_id", "seq"], nulls_last=True, maintain_order=True).unique(["hadm_id", "code"], keep="first",
@@ -308,6 +308,9 @@ def load_mimic(card: DatasetCard, *, data_dir: Path | None, resources: Path | No
                                             spec.d_diagnoses, spec.d_procedures)})
     inputs += sorted(p for p in kb_dir.iterdir() if p.is_file())
     digests = {path: file_sha256(path) for path in inputs}
+    # what run.json needs to repeat the run, modified files included: the folder and every file's sha256
+    checked = {**checked, "folder": str(kb_dir.resolve()),
+               "sha256": {path.name: digests[path] for path in inputs if path.parent == kb_dir}}
     key = cache_key(card.name, {"format": card.format, "version": PREPARE_VERSION, **asdict(params)}, inputs, digests)
     bundle = cached_bundle(key, cache_dir)
     if bundle is None:

@@ -199,9 +199,10 @@ _VERIFIED: dict[tuple, list[Finding]] = {}  # verify_folder per (folder, name/si
 
 
 def _verified(folder: Path) -> list[Finding]:
-    """verify_folder, memoised per process while no file of the folder changes (size or mtime)."""
-    stats = tuple(sorted((p.name, s.st_size, s.st_mtime_ns) for p in folder.iterdir() if p.is_file()
-                         for s in (p.stat(),)))
+    """verify_folder, memoised per process while no file of the folder changes (size, mtime, inode, ctime)."""
+    # inode and ctime too: a copy that keeps size and mtime (cp -p, rsync -t) still changes those
+    stats = tuple(sorted((p.name, s.st_size, s.st_mtime_ns, s.st_ino, s.st_ctime_ns) for p in folder.iterdir()
+                         if p.is_file() for s in (p.stat(),)))
     key = (str(folder.resolve()), stats)
     if key not in _VERIFIED:
         _VERIFIED[key] = verify_folder(folder)

@@ -12,7 +12,8 @@ declared resolution and the smallest nonzero step seen between consecutive readi
 latency percentile below it is not a measurement: run.json stores it as null with
 `latency_below_resolution: true` (and `timer_resolution_ns`), and tables print "< timer resolution".
 Throughput times whole batches, repeated until their summed time reaches `min_seconds` (and at least
-`min_batches` batches), so the total lies far above the resolution; samples/s = samples / summed
+`min_batches` batches; at most `max_batches`, 10,000 batches of 256 being far above the resolution
+even for a model that copies one vector), so the total lies far above the resolution; samples/s = samples / summed
 batch time. Its batches' p50 / p95 times are stored too (`batch_ms_p50`, `batch_ms_p95`).
 
 `timing.version` 2 marks this method; run.json files without it were timed by version 1 (float
@@ -45,6 +46,7 @@ class TimingOptions:
     batch_size: int = 256        # throughput batch size
     min_seconds: float = 1.0     # repeat throughput batches until their summed time is at least this
     min_batches: int = 1         # ... and at least this many batches
+    max_batches: int = 10_000    # ... and at most this many (a very fast model, or a clock that stands still)
 
 
 PROC_STATUS, CLEAR_REFS = Path("/proc/self/status"), Path("/proc/self/clear_refs")
@@ -114,8 +116,11 @@ def measure_inference(model: Recommender, samples: Sequence[Sample], options: Ti
     p50, p95 = (float(np.percentile(latencies, q)) for q in (50, 95)) if latencies else (None, None)
     batch = [samples[i % len(samples)] for i in range(options.batch_size)]
     batch_ns: list[int] = []
-    while not batch_ns or sum(batch_ns) < options.min_seconds * 1e9 or len(batch_ns) < options.min_batches:
+    total_ns, wanted_ns = 0, options.min_seconds * 1e9
+    while not batch_ns or ((total_ns < wanted_ns or len(batch_ns) < options.min_batches)
+                           and len(batch_ns) < max(1, options.max_batches)):
         batch_ns.append(_timed_call(model, batch))
+        total_ns += batch_ns[-1]
     batch_p50 = float(np.percentile(batch_ns, 50))
     throughput_ok = batch_p50 >= resolution
     return {**base,
@@ -123,7 +128,7 @@ def measure_inference(model: Recommender, samples: Sequence[Sample], options: Ti
             "latency_ms_p95": None if p95 is None else _ms_or_none(p95, resolution),
             "latency_below_resolution": p50 is not None and p50 < resolution,
             "latency_calls": options.latency_samples,
-            "throughput_per_s": len(batch) * len(batch_ns) / (sum(batch_ns) / 1e9) if throughput_ok else None,
+            "throughput_per_s": len(batch) * len(batch_ns) / (total_ns / 1e9) if throughput_ok else None,
             "throughput_below_resolution": not throughput_ok,
             "throughput_batch_size": options.batch_size, "throughput_batches": len(batch_ns),
             "batch_ms_p50": _ms_or_none(batch_p50, resolution),

@@ -189,6 +189,14 @@ def test_a_mismatch_keeps_the_file_that_was_there(home, tiny, server):
     assert old.read_bytes() == b"an older copy" and [p.name for p in old.parent.iterdir()] == ["TABLE_A.csv"]
 
 
+def test_a_folder_that_cannot_be_written_is_one_line(home, tiny, server, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    target = blocker / "demo"  # its parent is a file: mkdir fails with an OSError
+    one_line_error(fetch("tiny-demo", "--to", str(target)), f"{target / 'TABLE_A.csv'}: cannot write (",
+                   "nothing written")
+
+
 def test_offline_is_one_line_naming_the_url_and_the_manual_way(home, tiny, monkeypatch):
     base = closed_port_url()
     monkeypatch.setitem(tiny.fetch, "base_url", base)

@@ -42,8 +42,41 @@ def test_csv_cut_inside_its_last_field(demo, tmp_path):
     assert data.endswith(b",0,1\n")
     path.write_bytes(data[:-2])  # `...,0,`: 19 fields, the last one (was `1`) empty
     line = data.count(b"\n")
-    assert user_error(demo, tmp_path / "cache") == (f"{path}, line {line}: last row does not end with a line break "
+    assert user_error(demo, tmp_path / "cache") == (
+        f"{path}, line {line}: last row does not end with a line break: the file was cut short (download it "
+        "again) or saved without a final line break (add one)")
+
+
+def test_short_last_row_before_blank_lines(demo, tmp_path):
+    """Blank lines after a cut row do not hide it; the line named is the cut row's."""
+    path = demo / "PRESCRIPTIONS.csv"
+    line = _cut_after_fields(path, 5000, 3)
+    path.write_bytes(path.read_bytes() + b"\n\r\n\n")
+    assert user_error(demo, tmp_path / "cache") == (f"{path}, line {line}: last row has 3 of 19 fields "
                                                     "(file cut short?); download it again")
+
+
+def test_header_only_without_a_final_line_break(demo, tmp_path):
+    """A header alone is an empty table (issue 13 e), not a cut one."""
+    path = demo / "PRESCRIPTIONS.csv"
+    path.write_bytes(path.read_bytes().split(b"\n", 1)[0])
+    assert user_error(demo, tmp_path / "cache") == f"{path}: no rows (header only); expected prescription rows"
+
+
+@pytest.mark.parametrize("where", ["header", "last row"])
+def test_bare_carriage_return_is_one_line(demo, tmp_path, where):
+    """Old Mac line endings (a lone \\r) in the header or the last row: one line, no traceback."""
+    path = demo / "ADMISSIONS.csv"
+    data = path.read_bytes()
+    if where == "header":
+        path.write_bytes(data.replace(b"\n", b"\r", 1))
+        expected = f"{path}, line 1: unreadable header row ("
+    else:
+        head, last = data[:-1].rsplit(b"\n", 1)
+        path.write_bytes(head + b"\n" + last.replace(b",", b",\r", 1) + b"\n")
+        lines = data.count(b"\n")
+        expected = f"{path}, line {lines}: unreadable last row ("
+    assert user_error(demo, tmp_path / "cache").startswith(expected)
 
 
 def test_gzip_of_a_cut_csv(demo, tmp_path):
@@ -57,8 +90,10 @@ def test_gzip_of_a_cut_csv(demo, tmp_path):
                                                     "(file cut short?); download it again")
 
 
-def test_ragged_row_in_the_middle(demo):
-    """Polars refuses a row with extra fields when it reads every column (not where, nor which file)."""
+def test_ragged_row_in_the_middle_where_polars_refuses_it(demo):
+    """Rows in the middle are not checked by preparation (it reads a few columns, and then polars
+    accepts a row with extra fields). Where polars does refuse one (every column read), the error
+    names the file and the line."""
     from bench.mimic_tables import collect, find_table
 
     path = demo / "PROCEDURES_ICD.csv"

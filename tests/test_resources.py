@@ -16,7 +16,7 @@ from bench.errors import UserError
 from bench.io import file_sha256
 from bench.medkb import read_ddi_pairs
 from bench.resource_tools import RESOURCES, Keep, kept_side_effects
-from tests.conftest import data_path, one_line_error
+from tests.conftest import data_path, one_line_error, requires_data
 
 MEDKB = data_path("medkb")
 FIXTURES = Path(__file__).parent / "fixtures" / "resources"
@@ -42,7 +42,8 @@ def medkb_copy(tmp_path: Path) -> Path:
 
 @pytest.mark.needs_data("medkb", files=("SHA256SUMS.txt",))
 def test_pinned_checksums_match_the_shared_sha256sums():
-    listed = dict(reversed(line.split()) for line in (MEDKB / "SHA256SUMS.txt").read_text().splitlines() if line)
+    sums = requires_data("medkb", ("SHA256SUMS.txt",)) / "SHA256SUMS.txt"  # the folder that has the file
+    listed = dict(reversed(line.split()) for line in sums.read_text().splitlines() if line)
     assert {r.name: r.sha256 for r in RESOURCES} == listed
 
 
@@ -325,9 +326,13 @@ def test_run_with_allow_modified_resources_records_it(medkb_copy, tmp_path):
     assert out.exit_code == 0, out.output
     records = sorted((json.loads(p.read_text()) for p in (tmp_path / "results").glob("*/*/*/run.json")),
                      key=lambda r: r["created_at"])
-    assert [r["resources"] for r in records] == [
-        {"folder": str(medkb_copy), "modified": ["ddi_pairs_atc3.csv"], "allowed": True},
-        {"folder": str(MEDKB), "modified": [], "allowed": False}]
+    checks = [r["resources"] for r in records]
+    assert [{k: c[k] for k in ("folder", "modified", "allowed")} for c in checks] == [
+        {"folder": str(medkb_copy.resolve()), "modified": ["ddi_pairs_atc3.csv"], "allowed": True},
+        {"folder": str(MEDKB.resolve()), "modified": [], "allowed": False}]
+    # every file's digest, so the run can be repeated with the same (modified) files
+    assert checks[0]["sha256"]["ddi_pairs_atc3.csv"] == file_sha256(medkb_copy / "ddi_pairs_atc3.csv")
+    assert checks[1]["sha256"] == {p.name: file_sha256(p) for p in MEDKB.iterdir() if p.is_file()}
     assert records[0]["dataset"]["hash"] != records[1]["dataset"]["hash"]  # 182 pairs instead of the pinned ones
 
 

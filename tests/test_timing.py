@@ -104,3 +104,11 @@ def test_old_records_without_the_new_fields_show_their_numbers():
 def test_timer_resolution_is_at_least_the_declared_one():
     declared = time.get_clock_info("perf_counter").resolution * 1e9
     assert timing.timer_resolution_ns() >= max(1, declared)
+
+
+def test_a_clock_that_stands_still_stops_at_max_batches(clock):
+    """A model whose calls take no time never reaches min_seconds: the loop ends at max_batches."""
+    model = FakeModel(clock)
+    result = measure_inference(model, [1], TimingOptions(latency_samples=1, batch_size=2, min_seconds=1.0,
+                                                         max_batches=7))
+    assert result["throughput_batches"] == 7 and result["throughput_per_s"] is None
