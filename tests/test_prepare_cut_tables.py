@@ -59,7 +59,7 @@ def test_gzip_of_a_cut_csv(demo, tmp_path):
 
 def test_ragged_row_in_the_middle(demo):
     """Polars refuses a row with extra fields when it reads every column (not where, nor which file)."""
-    from bench.mimic_tables import collect, find_table
+    from bench.prep.mimic_tables import collect, find_table
 
     path = demo / "PROCEDURES_ICD.csv"
     rows = read_rows(path)
