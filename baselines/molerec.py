@@ -1,7 +1,7 @@
 """`molerec`: MoleRec (Yang, Zeng, Wu, Yan, "MoleRec: Combinatorial Drug Recommendation with
 Substructure-Aware Molecular Representation Learning", WWW 2023), mini-batched.
 
-Architecture (`baselines/molerec_parts.py`, `MoleRecModule`): two GRUs over the visits' diagnosis
+Architecture (`baselines/molerec_layers.py`, `MoleRecModule`): two GRUs over the visits' diagnosis
 and procedure embeddings -> patient query [B, d]; sigmoid relevance of every BRICS substructure to
 the patient [B, S]; molecules encoded by a 4-layer GIN [M, d]; substructures as a learned embedding
 table through a set-attention block [S, d]; masked attention from every molecule to its own
@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 
 from baselines.molecules import build_molecule_set, molecule_graphs
-from baselines.molerec_parts import MoleRecModule, anneal_beta, ddi_loss
+from baselines.molerec_layers import MoleRecModule, anneal_beta, ddi_loss
 from baselines.visits import VisitEncoder, batch_ddi_rate, margin_targets
 from bench.config import require
 from bench.data import Sample

@@ -4,13 +4,13 @@ Per sample (its visits up to the current one, at most `max_visits`, the last one
 - patient: diagnosis and procedure embeddings (dim) summed per visit, one GRU per code type over
   the visits, the two outputs at the current visit concatenated -> ReLU -> Linear -> query q [B, dim].
   SafeDrug reads no medication history.
-- global branch: the MPNN (`safedrug_parts.MoleculeMPNN`, radius-1 atom fingerprints as node ids with
+- global branch: the MPNN (`safedrug_layers.MoleculeMPNN`, radius-1 atom fingerprints as node ids with
   an embedding, as the paper) encodes every molecule [M, dim]; the drug -> molecule matrix averages
   them per ATC3 -> E [D, dim]; match = sigmoid(q E^T) [B, D]; global = LayerNorm(match + Linear(match)).
 - local branch: sigmoid(Linear(q)) [B, S] over BRICS substructures -> bipartite masked layer
   (`MaskedLinear`, weight ⊙ drug x substructure mask) -> local [B, D].
 - logits = global * local [B, D] (the product of the branches); probabilities = sigmoid(logits).
-Loss: SafeDrug's controllable loss (`safedrug_parts.controllable_loss`).
+Loss: SafeDrug's controllable loss (`safedrug_layers.controllable_loss`).
 
 Fixed against the released code: (1) its MPNN runs ONCE in the constructor and only the output is
 kept, so the MPNN weights are never trained (not in the optimiser), while every per-visit backward
@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from baselines.molecules import build_molecule_set
-from baselines.safedrug_parts import MaskedLinear, MoleculeGraphs, MoleculeMPNN, build_graphs, controllable_loss
+from baselines.safedrug_layers import MaskedLinear, MoleculeGraphs, MoleculeMPNN, build_graphs, controllable_loss
 from baselines.visits import VisitBatch, VisitEncoder, margin_targets
 from bench.config import require
 from bench.data import Sample, target_matrix

@@ -3,43 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from bench.config import apply_overrides
 from bench.data import DatasetBundle, Patient
-from bench.errors import UserError
 from bench.protocol import NEEDS, Resources
-from bench.registry import DatasetCard, dataset_card, import_target
-from bench.summary import bundle_summary
-from bench.synthetic import generate
-
-
-@dataclass(frozen=True)
-class SyntheticParams:
-    n_patients: int = 6000
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.n_patients < 10:
-            raise ValueError("n_patients must be >= 10")
-        if self.seed < 0:
-            raise ValueError("seed must be >= 0")
-
-
-def load_synthetic(card: DatasetCard, *, data_dir: Path | None, resources: Path | None,
-                   overrides: dict[str, str], cache_dir: Path | None = None,
-                   step: Callable[[str], None] = lambda _: None,
-                   allow_modified_resources: bool = False) -> DatasetBundle:
-    """The built-in cohort: generated in seconds, so it is not cached (and needs no resources)."""
-    if data_dir is not None:
-        raise UserError(f"dataset {card.name} is built in; --data-dir is not used (drop it)")
-    params = apply_overrides(SyntheticParams, overrides, owner=f"dataset {card.name}", base=card.params)
-    step("generate")
-    bundle = generate(n_patients=params.n_patients, seed=params.seed, name=card.name)
-    return replace(bundle, meta={**bundle.meta, "summary": bundle_summary(bundle)})
+from bench.registry import dataset_card, import_target
 
 
 def load_bundle(name: str, *, data_dir: Path | None = None, resources: Path | None = None,

@@ -74,7 +74,7 @@ class DatasetCard:
     license: str = ""
     source: str = ""
     path: Path | None = None
-    fetch: dict[str, Any] = field(default_factory=dict)  # [fetch]: base_url, page, sha256 per file (bench.data_fetch)
+    fetch: dict[str, Any] = field(default_factory=dict)  # [fetch]: base_url, page, sha256 per file (bench.prep.data_fetch)
 
 
 @cache

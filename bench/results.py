@@ -1,5 +1,5 @@
 """The results store: `results/<dataset>/<model>/<run_id>/` holds run.json, predictions and the model;
-the committed reference runs live apart, in `results/reference/<dataset>/...` (bench.reference).
+the committed reference runs live apart, in `results/reference/<dataset>/...` (bench.analysis.reference).
 
 `bench compare` reads these files and nothing else.
 """
@@ -22,7 +22,7 @@ SCHEMA_VERSION = 1
 RUN_FILE = "run.json"
 PREDICTIONS_FILE = "predictions.safetensors"
 GROUPS = ("all", "single_visit", "multi_visit")
-REFERENCE_FOLDER = "reference"   # results/reference/: the committed reference runs (bench.reference)
+REFERENCE_FOLDER = "reference"   # results/reference/: the committed reference runs (bench.analysis.reference)
 
 
 def run_dir(results_dir: Path, dataset: str, model: str, run_id: str) -> Path:
@@ -111,7 +111,7 @@ def _checked_ddi_adj(adj: np.ndarray, n_drugs: int) -> np.ndarray:
 
 def read_runs(results_dir: Path) -> list[dict[str, Any]]:
     """Every run.json under `results_dir` (unreadable files are a user error naming the file), except
-    the committed reference runs in its `reference/` folder (bench.reference reads those)."""
+    the committed reference runs in its `reference/` folder (bench.analysis.reference reads those)."""
     runs = []
     for path in sorted(results_dir.glob(f"*/*/*/{RUN_FILE}")):
         if path.relative_to(results_dir).parts[0] == REFERENCE_FOLDER:

@@ -19,7 +19,7 @@ import os
 import shutil
 from pathlib import Path
 
-from bench.bundle_store import cache_root
+from bench.prep.bundle_store import cache_root
 from bench.errors import UserError
 from bench.registry import REPO_ROOT
 from bench.tempfiles import make_temp_dir, remove_stale

@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.bundle_store import cache_root
+from bench.prep.bundle_store import cache_root
 from bench.data import Sample
 from bench.io import atomic_path
 from bench.progress import Progress

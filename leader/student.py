@@ -50,7 +50,8 @@ from bench.protocol import FitReport, Resources
 from bench.torch_model import TorchRecommender
 from bench.training import fit_minibatch
 from leader.distill import TrainingHeads, distill_mse, kd_subset, standardise
-from leader.student_parts import ProfileEncoder, ProfileVocab, StudentBatch, StudentEncoder, TransformerBlock, masked_mean
+from leader.student_layers import (ProfileEncoder, ProfileVocab, StudentBatch, StudentEncoder, TransformerBlock,
+                                   masked_mean)
 
 PROFILE_KEY = "profile_vocab"  # the profile vocabulary, a uint8 JSON array saved beside the weights
 KINDS = ("diagnosis", "procedure", "drug")
@@ -97,7 +98,7 @@ class DistilledStudentConfig(StudentConfig):
 
     alpha: weight of the distillation MSE, 0.4 as the paper on MIMIC-III (`--set alpha=0.8` for
     MIMIC-IV). teacher_run: a leader-teacher run folder or run id (empty: the latest compatible run,
-    trained first when there is none; see leader/teacher_link.py). teacher_set: `--set` options of
+    trained first when there is none; see leader/teacher_runs.py). teacher_set: `--set` options of
     a teacher trained when none is available, comma-separated (e.g. "base_model=tiny-llama,steps=3"):
     `bench run` stores it as a leader-teacher run; without the runner (no teacher resource, e.g. the
     conformance test) it is trained in process and not stored; empty there is an error.
@@ -265,7 +266,7 @@ class LeaderStudent(LeaderStudentNoKD):
     name: ClassVar[str] = "leader-student"
     needs: ClassVar[frozenset[str]] = frozenset({"teacher", "text"})   # titles: for an in-process teacher only
     Config = DistilledStudentConfig
-    teacher_provider: ClassVar[str] = "leader.teacher_link:provide_teacher"
+    teacher_provider: ClassVar[str] = "leader.teacher_runs:provide_teacher"
     # `bench ablate --model leader-student`: each step adds one thing, same seed and split; the teacher
     # row is the latest compatible leader-teacher run (the KD rows train one first when there is none)
     ablation: ClassVar[tuple[dict, ...]] = (
@@ -288,7 +289,7 @@ class LeaderStudent(LeaderStudentNoKD):
             if not c.teacher_set:
                 raise UserError(f"{self.name}: no teacher given (bench run provides one); set teacher_set=... "
                                 "to train one in process, or alpha=0")
-            from leader.teacher_link import train_in_process_teacher
+            from leader.teacher_runs import train_in_process_teacher
 
             teacher = train_in_process_teacher(self.resources, train, c.teacher_set, seed=seed, progress=progress)
         rows = kd_subset(len(train), c.kd_samples, seed)

@@ -41,19 +41,19 @@ def shared_root() -> Path:
 def _pins(name: str) -> dict[str, str | None]:
     """The files the tests read in data folder `name`, with their pinned sha256."""
     if name == "medkb":
-        from bench.resource_tools import RESOURCES
+        from bench.prep.drug_knowledge_files import RESOURCES
 
         return {r.name: r.sha256 for r in RESOURCES}
     if name == "checksums":
         return dict.fromkeys(CHECKSUMS.values())
-    from bench.data_fetch import fetchable_manifest
+    from bench.prep.data_fetch import fetchable_manifest
 
     return {f.path: f.sha256 for f in fetchable_manifest(name).files}
 
 
 def candidates(name: str) -> list[Path]:
     """Where data folder `name` is looked for, in order (without repeats)."""
-    from bench.data_fetch import data_home
+    from bench.prep.data_fetch import data_home
 
     found = [shared_root() / name]
     if os.environ.get("MEDREC_DATA"):
@@ -66,7 +66,7 @@ def candidates(name: str) -> list[Path]:
 
 @cache
 def _usable(folder: Path, files: tuple[tuple[str, str | None], ...]) -> bool:
-    from bench.downloads import is_valid
+    from bench.prep.downloads import is_valid
 
     return all(is_valid(folder / path, digest) if digest else (folder / path).is_file() for path, digest in files)
 

@@ -101,7 +101,7 @@ def test_user_errors_are_one_line(args, message, tmp_path):
 
 
 def test_best_ddi_ignores_models_that_predict_almost_nothing():
-    from bench.compare import COLUMNS, build_rows
+    from bench.analysis.compare import COLUMNS, build_rows
 
     def record(model, ddi, drugs):
         metrics = {"ddi_rate": {"mean": ddi, "std": 0.0}, "avg_drugs": {"mean": drugs, "std": 0.0}}

@@ -20,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bench.cli import app
-from bench.prepare import FORMATS
+from bench.prep.mimic import FORMATS
 from bench.registry import DatasetCard, dataset_card, dataset_cards
 from tests.conftest import CHECKSUMS, REPO_ROOT, one_line_error, requires_data
 
@@ -95,11 +95,11 @@ def home(tmp_path, monkeypatch) -> Path:
 @pytest.fixture
 def tiny(monkeypatch, server) -> DatasetCard:
     """A fetchable card `tiny-demo` whose pins are the served files' digests."""
-    card = DatasetCard(name="tiny-demo", loader="bench.prepare:load_mimic", summary="a fake demo",
+    card = DatasetCard(name="tiny-demo", loader="bench.prep.mimic:load_mimic", summary="a fake demo",
                        path=Path("datasets/tiny-demo.toml"),
                        fetch={"base_url": server.url, "page": PAGE, "sha256": {n: sha(d) for n, d in FILES.items()}})
     cards = {**dataset_cards(), card.name: card}
-    monkeypatch.setattr("bench.data_fetch.dataset_cards", lambda: cards)
+    monkeypatch.setattr("bench.prep.data_fetch.dataset_cards", lambda: cards)
     return card
 
 
@@ -134,9 +134,9 @@ def test_pins_are_physionets_sha256sums_for_every_table_the_loader_reads(name):
     ({"sha256": {"A.csv": "0" * 64}}, "[fetch] needs base_url"),
 ])
 def test_a_malformed_fetch_table_is_one_line_naming_the_card(fetch_table, expected, monkeypatch, home):
-    card = DatasetCard(name="bad-demo", loader="bench.prepare:load_mimic", summary="", path=Path("datasets/bad.toml"),
+    card = DatasetCard(name="bad-demo", loader="bench.prep.mimic:load_mimic", summary="", path=Path("datasets/bad.toml"),
                        fetch=fetch_table)
-    monkeypatch.setattr("bench.data_fetch.dataset_cards", lambda: {card.name: card})
+    monkeypatch.setattr("bench.prep.data_fetch.dataset_cards", lambda: {card.name: card})
     one_line_error(fetch("bad-demo"), "datasets/bad.toml", expected)
 
 

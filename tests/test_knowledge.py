@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.synthetic import load_knowledge
+from bench.prep.synthetic_cohort import load_knowledge
 from tests.conftest import requires_data
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

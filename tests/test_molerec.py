@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from baselines.molerec import MoleRec, MoleRecConfig
-from baselines.molerec_parts import anneal_beta, ddi_loss, masked_attention
+from baselines.molerec_layers import anneal_beta, ddi_loss, masked_attention
 from bench.data import Patient, Sample, Visit, Vocab
 from bench.progress import Progress
 from bench.protocol import Resources

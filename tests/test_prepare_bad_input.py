@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import bench.prepare
+import bench.prep.mimic
 from bench.cli import app
 from bench.errors import UserError
 from bench.loading import load_bundle
-from bench.medkb import load_medkb
+from bench.prep.drug_knowledge import load_medkb
 from tests.conftest import data_path
 
 DEMO, MEDKB = data_path("mimic3-demo"), data_path("medkb")  # located once; the mark skips where missing
@@ -36,7 +36,7 @@ def _cached_medkb(folder: Path):
 @pytest.fixture(autouse=True)
 def _medkb_once(monkeypatch):
     """Parse medkb once per session (about 1 s) instead of once per prepared bundle."""
-    monkeypatch.setattr(bench.prepare, "load_medkb", _cached_medkb)
+    monkeypatch.setattr(bench.prep.mimic, "load_medkb", _cached_medkb)
 
 
 @pytest.fixture(scope="module")
@@ -315,13 +315,13 @@ def test_non_integer_hadm_id_rows_are_dropped_and_counted(table, column, count, 
 def calls(monkeypatch):
     """How many times the pipeline really ran (not served from the cache)."""
     seen = []
-    real = bench.prepare.prepare_mimic
+    real = bench.prep.mimic.prepare_mimic
 
     def counting(*args, **kwargs):
         seen.append(args)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(bench.prepare, "prepare_mimic", counting)
+    monkeypatch.setattr(bench.prep.mimic, "prepare_mimic", counting)
     return seen
 
 

@@ -94,7 +94,7 @@ def test_ragged_row_in_the_middle_where_polars_refuses_it(demo):
     """Rows in the middle are not checked by preparation (it reads a few columns, and then polars
     accepts a row with extra fields). Where polars does refuse one (every column read), the error
     names the file and the line."""
-    from bench.mimic_tables import collect, find_table
+    from bench.prep.mimic_tables import collect, find_table
 
     path = demo / "PROCEDURES_ICD.csv"
     rows = read_rows(path)

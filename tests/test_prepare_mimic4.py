@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import bench.prepare
+import bench.prep.mimic
 from bench.cli import app
 from bench.loading import load_bundle
-from bench.medkb import load_medkb
+from bench.prep.drug_knowledge import load_medkb
 from tests.conftest import DATA as SHARED_DATA
 
 MEDKB = SHARED_DATA / "medkb"  # SHARED_DATA / name: the located folder (tests.conftest.data_path)
@@ -155,7 +155,7 @@ def write_mimic4(root: Path) -> Path:
 @pytest.fixture(autouse=True)
 def _medkb_once(monkeypatch):
     """Parse medkb once per session (about 1 s) instead of once per prepared bundle."""
-    monkeypatch.setattr(bench.prepare, "load_medkb", _cached_medkb)
+    monkeypatch.setattr(bench.prep.mimic, "load_medkb", _cached_medkb)
 
 
 @functools.cache

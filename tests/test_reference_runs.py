@@ -1,9 +1,9 @@
 """The committed reference runs (results/reference/synthetic/) cover every registered model, stay
-readable, and stay apart from a user's runs (bench.reference)."""
+readable, and stay apart from a user's runs (bench.analysis.reference)."""
 
 from __future__ import annotations
 
-from bench.reference import default_reference_dir, reference_runs
+from bench.analysis.reference import default_reference_dir, reference_runs
 from bench.registry import MODELS
 from bench.results import latest_runs, read_predictions, read_runs
 from tests.conftest import REPO_ROOT

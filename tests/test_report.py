@@ -89,7 +89,7 @@ def test_compare_plot_writes_pngs(results, tmp_path):
 
 
 def test_model_colours_are_stable():
-    from bench.plots import model_colours
+    from bench.analysis.plots import model_colours
 
     a, b = model_colours(["popular", "logreg"]), model_colours(["logreg"])
     assert a["logreg"] == b["logreg"] and a["popular"] != a["logreg"]
@@ -137,7 +137,7 @@ def test_compare_without_plot_does_not_import_matplotlib(results):
 
 
 def test_efficiency_rows_give_student_over_teacher_ratios():
-    from bench.efficiency import efficiency_rows, render_efficiency
+    from bench.analysis.efficiency import efficiency_rows, render_efficiency
 
     def record(model, throughput, latency, params, rss, batch=256):
         return {"model": {"name": model}, "dataset": {"name": "d", "hash": "h", "n_test": 10}, "seed": 0,
@@ -161,7 +161,7 @@ def test_efficiency_rows_give_student_over_teacher_ratios():
 def test_compare_at_another_threshold_rescores_stored_predictions(results, tmp_path):
     import shutil
 
-    from bench.rescore import rescore
+    from bench.analysis.rescore import rescore
     from bench.results import read_runs
 
     old = runner.invoke(app, ["compare", "--results-dir", str(results), "--threshold", "0.3"])

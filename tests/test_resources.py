@@ -11,11 +11,11 @@ from typer.testing import CliRunner
 
 from bench.cli import app
 from bench.cli import resources as resources_cli
-from bench.downloads import urllib_transport
+from bench.prep.downloads import urllib_transport
 from bench.errors import UserError
 from bench.io import file_sha256
-from bench.medkb import read_ddi_pairs
-from bench.resource_tools import RESOURCES, Keep, kept_side_effects
+from bench.prep.drug_knowledge import read_ddi_pairs
+from bench.prep.drug_knowledge_files import RESOURCES, Keep, kept_side_effects
 from tests.conftest import data_path, one_line_error, requires_data
 
 MEDKB = data_path("medkb")

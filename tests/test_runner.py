@@ -72,7 +72,7 @@ def test_predictions_store_the_dataset_ddi_graph(tmp_path, small_bundle):
 
 
 def test_rescoring_a_stored_run_equals_running_at_that_threshold(tmp_path):
-    from bench.rescore import rescore
+    from bench.analysis.rescore import rescore
 
     for threshold in (0.5, 0.3):
         run(RunOptions(model="logreg", dataset="synthetic-small", results_dir=tmp_path / str(threshold),

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from baselines.safedrug import SafeDrug, SafeDrugConfig
-from baselines.safedrug_parts import (DDI_LOSS_SCALE, MaskedLinear, MoleculeMPNN, controllable_beta,
+from baselines.safedrug_layers import (DDI_LOSS_SCALE, MaskedLinear, MoleculeMPNN, controllable_beta,
                                       controllable_loss, radius1_fingerprints)
 from baselines.visits import margin_targets
 from bench.data import Patient, Sample, Visit, Vocab, make_samples

@@ -1,4 +1,4 @@
-"""Paired bootstrap (bench.significance) on cases with a known answer, and pairing checks on run folders."""
+"""Paired bootstrap (bench.analysis.significance) on cases with a known answer, and pairing checks on run folders."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typer.testing import CliRunner
 from bench import metrics
 from bench.cli import app
 from bench.errors import UserError
-from bench.paired import NO_GRAPH, paired_table
+from bench.analysis.paired import NO_GRAPH, paired_table
 from bench.results import SCHEMA_VERSION, Predictions, read_predictions, read_runs, write_predictions, write_run
-from bench.significance import (PAIRED_METRICS, align_keys, bootstrap_counts, p_value, paired_bootstrap,
+from bench.analysis.significance import (PAIRED_METRICS, align_keys, bootstrap_counts, p_value, paired_bootstrap,
                                 ratio_terms)
 
 N, D = 60, 12

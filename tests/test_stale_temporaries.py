@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bench.bundle_store import cached_bundle, store_bundle
+from bench.prep.bundle_store import cached_bundle, store_bundle
 from bench.cli import app
 from bench.io import atomic_write_text
 from bench.tempfiles import HOST, STALE_AFTER, remove_stale

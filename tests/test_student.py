@@ -19,8 +19,8 @@ from bench.protocol import Resources, TeacherSource
 from bench.splits import split_patients
 from leader.distill import TrainingHeads, distill_mse, info_nce, kd_subset
 from leader.student import DistilledStudentConfig, LeaderStudent, LeaderStudentNoKD, StudentConfig
-from leader.student_parts import ProfileVocab, StudentEncoder
-from leader.teacher_link import find_teacher_run, parse_teacher_set
+from leader.student_layers import ProfileVocab, StudentEncoder
+from leader.teacher_runs import find_teacher_run, parse_teacher_set
 
 
 
@@ -177,7 +177,7 @@ def test_nokd_config_has_no_teacher_and_distillation_needs_one(small_bundle):
 
 def test_tiny_distillation_from_a_tiny_llama_teacher(small_bundle):
     from leader.teacher import LeaderTeacher
-    from leader.teacher_link import InProcessTeacher
+    from leader.teacher_runs import InProcessTeacher
 
     split = split_patients(small_bundle.patients, "random", seed=0)
     train, valid = make_samples(split.train, "every")[:96], make_samples(split.valid, "last")

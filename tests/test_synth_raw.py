@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from bench.cli import app
-from bench.medkb import read_ndc2rxcui
-from bench.synth_raw import generate
+from bench.prep.drug_knowledge import read_ndc2rxcui
+from bench.prep.raw_tables import generate
 from tests.conftest import data_path
 
 MEDKB = data_path("medkb")

@@ -1,4 +1,4 @@
-"""The synthetic cohort generator (bench/synthetic.py): deterministic, MIMIC-like, rare codes."""
+"""The synthetic cohort generator (bench/prep/synthetic_cohort.py): deterministic, MIMIC-like, rare codes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bench.data import build_vocabs, make_samples
-from bench.synthetic import INSURANCES, PROFILE_FIELDS, generate, load_knowledge
+from bench.prep.synthetic_cohort import INSURANCES, PROFILE_FIELDS, generate, load_knowledge
 
 FULL = 6000
 

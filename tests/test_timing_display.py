@@ -82,8 +82,8 @@ def test_old_timings_are_marked_and_explained(tmp_path):
 
 def test_report_and_plots_skip_a_latency_below_resolution(fast_and_slow, tmp_path):
     # (the whole report needs predictions for its paired table; these records have none)
-    from bench.plots import frontier_plot, model_colours
-    from bench.report import _runs_section
+    from bench.analysis.plots import frontier_plot, model_colours
+    from bench.analysis.report import _runs_section
     from bench.results import latest_runs, read_runs
 
     runs = latest_runs(read_runs(fast_and_slow))
@@ -95,8 +95,8 @@ def test_report_and_plots_skip_a_latency_below_resolution(fast_and_slow, tmp_pat
 
 
 def test_efficiency_gives_no_latency_speedup_below_resolution_and_pairs_by_source():
-    from bench.efficiency import efficiency_rows
-    from bench.reference import as_reference
+    from bench.analysis.efficiency import efficiency_rows
+    from bench.analysis.reference import as_reference
 
     teacher, student = record("leader-teacher", latency=300.0, throughput=2.0), record("leader-student", latency=None)
     (row,) = efficiency_rows([teacher, student])

@@ -4,7 +4,7 @@ The model class declares its rows as `ablation` (e.g. leader/student.py: teacher
 KD + alignment), each {"label", "model", "set": {option: value}, "reuse": bool}. A `reuse` row is not
 trained here: it shows the latest run of that model on the same dataset (same dataset hash, seed,
 split, ratios and protocol; re-scored from its stored predictions at the ablation's threshold, see
-bench.rescore) after the others ran (a distilling row trains the teacher first when none exists).
+bench.analysis.rescore) after the others ran (a distilling row trains the teacher first when none exists).
 `--set` options go to every trained row whose model has that option. The table is `bench compare`'s
 (overall, then single/multi-visit and cost), one row per ablation step.
 """
@@ -43,7 +43,7 @@ def ablate(
     Example: bench ablate --model leader-student --dataset synthetic --set kd_samples=2000 --threshold 0.3
     """
     with user_errors():
-        from bench.compare import FORMATS, render
+        from bench.analysis.compare import FORMATS, render
         from bench.config import parse_assignments
         from bench.errors import UserError
         from bench.progress import RichProgressReporter
@@ -101,7 +101,7 @@ def _latest_compatible(base, model: str, reference: dict[str, Any] | None) -> di
     """The newest run of `model` with the reference run's dataset hash, seed, split, ratios and
     protocol (the same test samples), re-scored at the ablation's threshold if it used another."""
     from bench.errors import UserError
-    from bench.rescore import rescore
+    from bench.analysis.rescore import rescore
     from bench.results import read_runs
 
     if reference is None or not (base.results_dir / base.dataset / model).is_dir():

@@ -35,10 +35,10 @@ def compare(
              bench compare --reference
     """
     with user_errors():
-        from bench.compare import FORMATS, render
+        from bench.analysis.compare import FORMATS, render
         from bench.errors import UserError
-        from bench.paired import paired_table, render_paired
-        from bench.reference import combined, default_reference_dir, reference_runs
+        from bench.analysis.paired import paired_table, render_paired
+        from bench.analysis.reference import combined, default_reference_dir, reference_runs
         from bench.results import latest_runs, read_runs
 
         if fmt not in FORMATS:
@@ -70,11 +70,11 @@ def compare(
                 typer.echo(f"--reference: no reference runs{where} under {folder}", err=True)
             runs = combined(runs, refs)
         if threshold is not None:
-            from bench.rescore import rescore
+            from bench.analysis.rescore import rescore
 
             runs = [rescore(r, threshold) for r in runs]
         outputs = [render(runs, fmt)]
-        from bench.efficiency import efficiency_rows, render_efficiency
+        from bench.analysis.efficiency import efficiency_rows, render_efficiency
 
         speed = render_efficiency(efficiency_rows(runs), fmt)
         if speed:
@@ -83,7 +83,7 @@ def compare(
             outputs.append(render_paired(paired_table(runs, vs, n_boot=bootstrap, seed=seed), fmt))
         written = []
         if plot is not None:
-            from bench.plots import write_plots
+            from bench.analysis.plots import write_plots
 
             written = write_plots(runs, plot)
     for output in outputs:

@@ -12,11 +12,11 @@ from rich.progress import (BarColumn, DownloadColumn, Progress, TaskID, TextColu
 from rich.table import Table
 
 from bench.cli.console import stdout_console, user_errors
-from bench.data_fetch import (ENV_VAR, FetchProgress, data_home, fetch_dataset, fetchable, fetchable_manifest,
+from bench.prep.data_fetch import (ENV_VAR, FetchProgress, data_home, fetch_dataset, fetchable, fetchable_manifest,
                               folder_status)
-from bench.downloads import Transport, urllib_transport
-from bench.medkb import ENV_VAR as RESOURCES_VAR
-from bench.medkb import REQUIRED, default_resources
+from bench.prep.downloads import Transport, urllib_transport
+from bench.prep.drug_knowledge import ENV_VAR as RESOURCES_VAR
+from bench.prep.drug_knowledge import REQUIRED, default_resources
 
 app = typer.Typer(help="Raw data: fetch the open MIMIC demos, show where data lives.", no_args_is_help=True)
 

@@ -41,7 +41,7 @@ def teacher_probe(
         from bench.loading import load_bundle
         from bench.progress import RichProgressReporter
         from leader.probe import probe_rows
-        from leader.teacher_link import find_teacher_run, load_teacher_run
+        from leader.teacher_runs import find_teacher_run, load_teacher_run
 
         if c <= 0 or n_train < 0:
             raise UserError(f"--c must be > 0 and --n >= 0, got {c} and {n_train}")

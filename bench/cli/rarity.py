@@ -35,7 +35,7 @@ def rarity(
         from bench.config import parse_assignments
         from bench.errors import UserError
         from bench.loading import load_bundle
-        from bench.rarity import parse_edges, rarity_rows, render_rarity
+        from bench.analysis.rarity import parse_edges, rarity_rows, render_rarity
         from bench.results import latest_runs, read_runs
 
         if fmt not in ("table", "md", "csv"):

@@ -29,7 +29,7 @@ def report(
     """
     with user_errors():
         from bench.errors import UserError
-        from bench.report import write_report
+        from bench.analysis.report import write_report
         from bench.results import latest_runs, read_runs
 
         if out.suffix.lower() != ".md":

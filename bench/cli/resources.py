@@ -8,10 +8,10 @@ import typer
 from rich.table import Table
 
 from bench.cli.console import stdout_console, user_errors
-from bench.downloads import Transport, urllib_transport
+from bench.prep.downloads import Transport, urllib_transport
 from bench.errors import UserError
-from bench.medkb import ENV_VAR, default_resources, locate_resources
-from bench.resource_tools import (ALLOW_MODIFIED, BAD, DIFFERS, MISSING, OK, Keep, build_ddi, differs_summary,
+from bench.prep.drug_knowledge import ENV_VAR, default_resources, locate_resources
+from bench.prep.drug_knowledge_files import (ALLOW_MODIFIED, BAD, DIFFERS, MISSING, OK, Keep, build_ddi, differs_summary,
                                   failure_summary, fetch_all, verify_folder, write_ddi_pairs)
 
 app = typer.Typer(help="Drug-knowledge resources: verify, fetch, rebuild DDI pairs.", no_args_is_help=True)
@@ -104,7 +104,7 @@ def build_ddi_command(
     top: int = typer.Option(40, "--top", min=1, help="how many side-effect types to keep"),
     out: Path = typer.Option(Path("ddi_pairs_atc3.csv"), "--out", help="output CSV (atc3_a,atc3_b)"),
 ) -> None:
-    """Rebuild the DDI pairs (see resource_tools.build_ddi); the help text is _BUILD_HELP."""
+    """Rebuild the DDI pairs (see bench.prep.drug_knowledge_files.build_ddi); the help text is _BUILD_HELP."""
     with user_errors():
         for option, path in (("--twosides", twosides), ("--drug-atc", drug_atc)):
             if not path.is_file():

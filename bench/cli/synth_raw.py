@@ -28,7 +28,7 @@ def synth_raw(
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         from bench.runner import check_seed
-        from bench.synth_raw import generate
+        from bench.prep.raw_tables import generate
 
         check_seed(seed)
 

@@ -1,6 +1,6 @@
 """Preparation speed and memory at a fraction of full MIMIC-IV size (opt-in: `pytest --benchmark-only`).
 
-Raw tables come from `bench.synth_raw` (real schemas, gzip), generated on the fly when missing and kept
+Raw tables come from `bench.prep.raw_tables` (real schemas, gzip), generated on the fly when missing and kept
 in $MEDREC_BENCH_DATA (unset: <tmp>/medrec-bench-data, e.g. /tmp/medrec-bench-data) between runs,
 since writing scale 1.0 takes minutes; a folder counts as complete once its `synth-raw.json` is
 written. The drug-knowledge files are located as in tests/conftest.py (shared folder, $MEDREC_DATA, $MEDREC_RESOURCES, fetch folder). Each
@@ -47,11 +47,11 @@ print(json.dumps({"seconds": time.perf_counter() - start, "peak_rss_mb": peak_rs
 
 
 def raw_tables(scale: float) -> tuple[Path, dict]:
-    """The raw MIMIC-IV-shaped tables at `scale`, written by bench.synth_raw unless already complete."""
+    """The raw MIMIC-IV-shaped tables at `scale`, written by bench.prep.raw_tables unless already complete."""
     folder = DATA / f"mimic4-{scale}"
     if not (folder / DONE).is_file():
         requires_data("medkb")  # skips (fails under MEDREC_REQUIRE_DATA=1) where no folder has it
-        from bench.synth_raw import generate
+        from bench.prep.raw_tables import generate
 
         made = generate("mimic4", scale, folder, resources=MEDKB)
         (folder / DONE).write_text(json.dumps({"format": made.format, "scale": made.scale, "seed": made.seed,

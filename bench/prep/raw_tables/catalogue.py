@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from bench import medkb
+from bench.prep import drug_knowledge
 from bench.errors import UserError
-from bench.synth_raw.codes import ZIPF, _zipf_cdf
-from bench.synth_raw.rates import NDC_ROW_SHARES
+from bench.prep.raw_tables.codes import ZIPF, _zipf_cdf
+from bench.prep.raw_tables.rates import NDC_ROW_SHARES
 
 # A few common hospital drugs: names for the unmappable, "0" and empty NDCs, and for mappable NDCs when
 # the resources lack RXCUI -> ATC names.
@@ -57,33 +57,33 @@ VOLUMES = (1, 2, 5, 10, 50, 100, 250, 500, 1000)
 def ndc_map_path(option: Path | None) -> Path:
     """The NDC -> RXCUI map in the resources folder (`--resources DIR`, else $MEDREC_RESOURCES): only that file
     is needed."""
-    folder = medkb.locate_resources(option)
-    path = folder / medkb.NDC2RXCUI
+    folder = drug_knowledge.locate_resources(option)
+    path = folder / drug_knowledge.NDC2RXCUI
     if not path.is_file():
-        raise UserError(f"--resources {folder}: no {medkb.NDC2RXCUI} there")
+        raise UserError(f"--resources {folder}: no {drug_knowledge.NDC2RXCUI} there")
     return path
 
 
 @lru_cache(maxsize=4)
 def _read_ndc_map(path: str, mtime: float) -> dict[str, str]:
-    return medkb.read_ndc2rxcui(Path(path))
+    return drug_knowledge.read_ndc2rxcui(Path(path))
 
 
 def _atc_drug_names(folder: Path, rxcuis: Sequence[str]) -> list[str | None]:
     """A plausible drug name per RXCUI: an ATC substance of its ATC4 class (or the class name) when the
     resources hold the RXCUI -> ATC4 map and the ATC names; None where unknown."""
-    zip_path, names_path = folder / medkb.NDC2ATC4_ZIP, folder / medkb.ATC_NAMES
+    zip_path, names_path = folder / drug_knowledge.NDC2ATC4_ZIP, folder / drug_knowledge.ATC_NAMES
     if not (zip_path.is_file() and names_path.is_file()):
         return [None] * len(rxcuis)
-    try:  # RXCUI -> ATC4, first row per RXCUI (as bench.medkb.read_rxcui2atc4, read with polars: 20x faster)
+    try:  # RXCUI -> ATC4, first row per RXCUI (as bench.prep.drug_knowledge.read_rxcui2atc4, with polars: 20x faster)
         with zipfile.ZipFile(zip_path) as archive:
-            raw = archive.read(medkb.NDC2ATC4_MEMBER)
+            raw = archive.read(drug_knowledge.NDC2ATC4_MEMBER)
         frame = (pl.read_csv(raw, columns=["RXCUI", "ATC5"], infer_schema=False)
                  .select(pl.col("RXCUI").str.strip_chars(), pl.col("ATC5").str.strip_chars())
                  .filter((pl.col("RXCUI").str.len_chars() > 0) & (pl.col("ATC5").str.len_chars() >= 4))
                  .unique("RXCUI", keep="first", maintain_order=True))
         rx2atc4 = dict(zip(frame["RXCUI"].to_list(), frame["ATC5"].to_list(), strict=True))
-        atc_names = medkb.read_atc_names(names_path)
+        atc_names = drug_knowledge.read_atc_names(names_path)
     except (UserError, KeyError, OSError, zipfile.BadZipFile, pl.exceptions.PolarsError):
         return [None] * len(rxcuis)
     substances: dict[str, list[str]] = {}

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from bench.synth_raw.rates import DAY
+from bench.prep.raw_tables.rates import DAY
 
 def _nb(rng: np.random.Generator, mean: float, dispersion: float, size: int) -> np.ndarray:
     """Negative binomial counts with the given mean (over-dispersed for small `dispersion`)."""

@@ -1,7 +1,7 @@
 """`bench compare`: the latest run per model and dataset as one table, best value per column marked.
-The paired `--vs MODEL` table is bench.paired; both read the results store only.
+The paired `--vs MODEL` table is bench.analysis.paired; both read the results store only.
 
-Rows of committed reference runs (bench.reference, `--reference`) carry " (ref)" after the model name
+Rows of committed reference runs (bench.analysis.reference, `--reference`) carry " (ref)" after the model name
 (and `source` "reference" in CSV). A timing below the timer resolution prints "< timer resolution";
 the timing cells of runs timed before timing version 2 carry a dagger and a footnote (bench.timing)."""
 
@@ -16,7 +16,7 @@ from typing import Any, Literal
 from rich.console import Group
 from rich.table import Table
 
-from bench.reference import base_model, source
+from bench.analysis.reference import base_model, source
 from bench.timing import BELOW_RESOLUTION, TIMING_VERSION, timing_version
 
 Better = Literal["high", "low"] | None

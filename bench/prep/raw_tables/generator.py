@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from bench.errors import UserError, unknown_name
-from bench.synth_raw.catalogue import _catalogue, _read_ndc_map, ndc_map_path
-from bench.synth_raw.codes import _vocabularies
-from bench.synth_raw.cohort import _cohort
-from bench.synth_raw.gzip_csv import _GzipCsv, _Pipe
-from bench.synth_raw.schema import FORMATS, MIMIC3_COLUMNS, MIMIC4_COLUMNS, table_files
-from bench.synth_raw.tables import Progress, _write_all
+from bench.prep.raw_tables.catalogue import _catalogue, _read_ndc_map, ndc_map_path
+from bench.prep.raw_tables.codes import _vocabularies
+from bench.prep.raw_tables.cohort import _cohort
+from bench.prep.raw_tables.gzip_csv import _GzipCsv, _Pipe
+from bench.prep.raw_tables.schema import FORMATS, MIMIC3_COLUMNS, MIMIC4_COLUMNS, table_files
+from bench.prep.raw_tables.tables import Progress, _write_all
 
 CHUNK_ADMISSIONS = 25_000
 

@@ -2,7 +2,7 @@
 
 Reads each run's predictions.safetensors (the results store, nothing else), pairs the runs (same
 drug columns, protocol, test samples and targets, rows aligned by patient id and visit index), runs
-the paired bootstrap of bench.significance and renders the table. The DDI rate uses the DDI graph
+the paired bootstrap of bench.analysis.significance and renders the table. The DDI rate uses the DDI graph
 stored with the predictions; a pair of runs written before graphs were stored shows DDI as n/a.
 """
 
@@ -20,7 +20,8 @@ from rich.table import Table
 from bench import metrics
 from bench.errors import UserError
 from bench.results import Predictions, read_predictions
-from bench.significance import PAIRED_METRICS, SIGNIFICANT, Difference, align_keys, paired_bootstrap, ratio_terms
+from bench.analysis.significance import (PAIRED_METRICS, SIGNIFICANT, Difference, align_keys, paired_bootstrap,
+                                        ratio_terms)
 
 __all__ = ["PairedRow", "PairedTable", "paired_table", "paired_caption", "render_paired"]
 

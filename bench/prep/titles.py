@@ -8,7 +8,7 @@ from pathlib import Path
 
 import polars as pl
 
-from bench.mimic_tables import RawTable, collect
+from bench.prep.mimic_tables import RawTable, collect
 
 REPLACEMENT_CHAR = "\ufffd"
 

@@ -25,10 +25,10 @@ procedures and prescriptions, chunk by chunk), `gzip_csv` (the reproducible para
 
 from __future__ import annotations
 
-from bench.synth_raw.codes import CodeList, icd_code_lists
-from bench.synth_raw.generator import SynthResult, TableOutput, generate
-from bench.synth_raw.schema import FORMATS, MIMIC3_COLUMNS, MIMIC4_COLUMNS, table_files
-from bench.synth_raw.tables import Progress
+from bench.prep.raw_tables.codes import CodeList, icd_code_lists
+from bench.prep.raw_tables.generator import SynthResult, TableOutput, generate
+from bench.prep.raw_tables.schema import FORMATS, MIMIC3_COLUMNS, MIMIC4_COLUMNS, table_files
+from bench.prep.raw_tables.tables import Progress
 
 __all__ = [
     "FORMATS",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.synth_raw.rates import YEAR
+from bench.prep.raw_tables.rates import YEAR
 
 M4_ADMISSION_TYPE = (("EW EMER.", 34), ("EU OBSERVATION", 22), ("OBSERVATION ADMIT", 13), ("URGENT", 10),
                      ("SURGICAL SAME DAY ADMISSION", 8), ("DIRECT OBSERVATION", 5), ("DIRECT EMER.", 5),

@@ -5,21 +5,27 @@ diagnosis codes (common and rare), typical procedures and ATC3 drug classes, com
 drug-drug interactions. `generate` draws patients with latent chronic conditions (with comorbidity
 structure), acute conditions per visit, the conditions' codes and drugs, carry-over of maintenance
 drugs, profile fields and noise. Everything is drawn from one `np.random.default_rng(seed)`.
+`load_synthetic` is the loader the synthetic dataset cards name (`datasets/synthetic*.toml`).
 """
 
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from bench.config import apply_overrides
 from bench.data import DatasetBundle, Patient, Visit, build_vocabs
+from bench.errors import UserError
+from bench.prep.summary import bundle_summary
+from bench.registry import REPO_ROOT, DatasetCard
 
 GENERATOR_VERSION = 1
 PROFILE_FIELDS = ("insurance", "language", "marital_status", "ethnicity", "admission_type")
-DEFAULT_FOLDER = Path(__file__).resolve().parents[1] / "datasets" / "synthetic" / "knowledge"
+DEFAULT_FOLDER = REPO_ROOT / "datasets" / "synthetic" / "knowledge"
 BACKGROUND = "_background"
 
 MAX_VISITS = 10
@@ -343,3 +349,28 @@ def _bundle(kb: Knowledge, records: list[tuple[int, list[dict]]], seed: int, n_p
         profile_fields=PROFILE_FIELDS,
         meta={"source": "synthetic", "generator_version": GENERATOR_VERSION, "seed": seed,
               "n_patients": n_patients})
+
+
+@dataclass(frozen=True)
+class SyntheticParams:
+    n_patients: int = 6000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_patients < 10:
+            raise ValueError("n_patients must be >= 10")
+        if self.seed < 0:
+            raise ValueError("seed must be >= 0")
+
+
+def load_synthetic(card: DatasetCard, *, data_dir: Path | None, resources: Path | None,
+                   overrides: dict[str, str], cache_dir: Path | None = None,
+                   step: Callable[[str], None] = lambda _: None,
+                   allow_modified_resources: bool = False) -> DatasetBundle:
+    """The built-in cohort: generated in seconds, so it is not cached (and needs no resources)."""
+    if data_dir is not None:
+        raise UserError(f"dataset {card.name} is built in; --data-dir is not used (drop it)")
+    params = apply_overrides(SyntheticParams, overrides, owner=f"dataset {card.name}", base=card.params)
+    step("generate")
+    bundle = generate(n_patients=params.n_patients, seed=params.seed, name=card.name)
+    return replace(bundle, meta={**bundle.meta, "summary": bundle_summary(bundle)})

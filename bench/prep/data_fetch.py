@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from bench.bundle_store import cache_root
-from bench.downloads import DownloadError, Transport, download_verified, is_valid
+from bench.prep.bundle_store import cache_root
+from bench.prep.downloads import DownloadError, Transport, download_verified, is_valid
 from bench.errors import UserError
 from bench.registry import DatasetCard, dataset_cards
 

@@ -1,7 +1,7 @@
 """Drug-knowledge resources (NDC -> RXCUI -> ATC4 maps, ATC names, DDI pairs, SMILES), read from one
 folder (its files: docs/datasets.md#drug-knowledge-resources). They never live in this repository:
 `--resources DIR`, else the environment variable MEDREC_RESOURCES, else `<data home>/medkb`
-(bench.data_fetch.data_home) names the folder.
+(bench.prep.data_fetch.data_home) names the folder.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ REQUIRED = (NDC2RXCUI, NDC2ATC4_ZIP, ATC_NAMES, DDI_PAIRS, SMILES)
 def default_resources() -> Path:
     """Where resources are read from when no folder is named: $MEDREC_RESOURCES, else `<data home>/medkb`
     (`bench resources fetch` downloads there by default)."""
-    from bench.data_fetch import MEDKB, data_home  # deferred: data_fetch reads the dataset cards
+    from bench.prep.data_fetch import MEDKB, data_home  # deferred: data_fetch reads the dataset cards
 
     env = os.environ.get(ENV_VAR)
     return Path(env) if env else data_home() / MEDKB

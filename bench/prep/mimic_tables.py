@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from bench.csv_checks import (check_complete, first_ragged_row, is_gzip, open_binary, parse_row,
+from bench.prep.csv_checks import (check_complete, first_ragged_row, is_gzip, open_binary, parse_row,
                               same_content)
 from bench.errors import UserError
 

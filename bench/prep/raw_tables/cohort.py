@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from bench.synth_raw.categories import (
+from bench.prep.raw_tables.categories import (
     ICD10_FROM,
     M3_ADMISSION_LOCATION,
     M3_ADMISSION_TYPE,
@@ -29,8 +29,9 @@ from bench.synth_raw.categories import (
     M4_YEAR_GROUP_WEIGHTS,
     M4_YEAR_GROUPS,
 )
-from bench.synth_raw.helpers import _choice, _date, _datetime, _minute, _nb, _unique_ids, _year_start
-from bench.synth_raw.rates import DAY, FULL_ADMISSIONS, FULL_PATIENTS, HOSPITAL_DEATH_RATE, SHARE_WITH_ADMISSION, YEAR
+from bench.prep.raw_tables.helpers import _choice, _date, _datetime, _minute, _nb, _unique_ids, _year_start
+from bench.prep.raw_tables.rates import (DAY, FULL_ADMISSIONS, FULL_PATIENTS, HOSPITAL_DEATH_RATE, SHARE_WITH_ADMISSION,
+                                        YEAR)
 
 @dataclass
 class _Cohort:

@@ -18,19 +18,19 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-from bench.bundle_store import cache_key, cached_bundle, store_bundle
-from bench.code_titles import REPLACEMENT_CHAR, read_d_icd, titles_for
+from bench.prep.bundle_store import cache_key, cached_bundle, store_bundle
+from bench.prep.titles import REPLACEMENT_CHAR, read_d_icd, titles_for
 from bench.config import apply_overrides
 from bench.data import DatasetBundle, Patient, Visit, build_vocabs, group_visits
-from bench.data_fetch import default_data_dir
+from bench.prep.data_fetch import default_data_dir
 from bench.errors import UserError
-from bench.medkb import MedKB, load_medkb, resources_dir
+from bench.prep.drug_knowledge import MedKB, load_medkb, resources_dir
 from bench.io import file_sha256
-from bench.mimic_tables import (RawTable, collect, detect_release, find_table, ndc_needs_padding,
+from bench.prep.mimic_tables import (RawTable, collect, detect_release, find_table, ndc_needs_padding,
                                 normalise_ndc)
 from bench.registry import DatasetCard, dataset_cards
-from bench.resource_tools import check_for_use
-from bench.summary import bundle_summary
+from bench.prep.drug_knowledge_files import check_for_use
+from bench.prep.summary import bundle_summary
 
 PREPARE_VERSION = 3  # part of the cache key: bump when the output (bundle or counts) changes
 

@@ -3,7 +3,7 @@
 Sections: dataset summary, the main comparison table, the paired significance table against a reference
 model, the plots (PNGs in `<stem>_plots/` next to the report, linked relatively), and each run's
 config, seed, git sha and package versions. Built from the results files only (the paired DDI rate
-uses the DDI graph stored with each run's predictions, see bench.paired).
+uses the DDI graph stored with each run's predictions, see bench.analysis.paired).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from bench.compare import render
+from bench.analysis.compare import render
 from bench.errors import UserError
 from bench.io import atomic_write_text
-from bench.paired import paired_table, render_paired
+from bench.analysis.paired import paired_table, render_paired
 from bench.timing import BELOW_RESOLUTION, timing_version
 
 DEFAULT_REFERENCE = "logreg"
@@ -143,7 +143,7 @@ def _runs_section(runs: list[dict[str, Any]]) -> list[str]:
 def build_report(runs: list[dict[str, Any]], dataset: str, out: Path, *, vs: str | None = None,
                  n_boot: int = 1000, seed: int = 0) -> str:
     """The report's Markdown for the latest runs of `dataset`; writes the plots beside `out`."""
-    from bench.plots import write_plots
+    from bench.analysis.plots import write_plots
 
     runs = [r for r in runs if r["dataset"]["name"] == dataset]
     if not runs:

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.synth_raw.catalogue import _Catalogue
-from bench.synth_raw.codes import _draw, _Vocab
-from bench.synth_raw.cohort import _Cohort
-from bench.synth_raw.helpers import _minute, _nb, _rank_in_group
-from bench.synth_raw.rates import (
+from bench.prep.raw_tables.catalogue import _Catalogue
+from bench.prep.raw_tables.codes import _draw, _Vocab
+from bench.prep.raw_tables.cohort import _Cohort
+from bench.prep.raw_tables.helpers import _minute, _nb, _rank_in_group
+from bench.prep.raw_tables.rates import (
     DX_MAX,
     DX_RAW_PER_ADMISSION,
     PX_RAW_PER_ADMISSION,

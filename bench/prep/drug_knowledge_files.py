@@ -1,6 +1,6 @@
 """Drug-knowledge resource files: pinned checksums and sources, `verify` (presence, checksum, format),
 `fetch` (download from pinned repository commits through an injectable transport) and `build_ddi`
-(rebuild the ATC3 DDI pairs from raw TWOSIDES). The readers themselves live in `bench.medkb`.
+(rebuild the ATC3 DDI pairs from raw TWOSIDES). The readers themselves live in `bench.prep.drug_knowledge`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from bench import medkb
+from bench.prep import drug_knowledge
 from bench.errors import UserError
-from bench.downloads import DownloadError, Transport, download_verified, one_line
+from bench.prep.downloads import DownloadError, Transport, download_verified, one_line
 from bench.io import atomic_write_text, file_sha256
 
 ATC3 = re.compile(r"[A-Z]\d\d[A-Z]")
@@ -79,26 +79,26 @@ def _require(condition: bool, message: str) -> None:
 
 
 def _check_ndc2rxcui(path: Path) -> str:
-    mapping = medkb.read_ndc2rxcui(path)
+    mapping = drug_knowledge.read_ndc2rxcui(path)
     _require(bool(mapping), f"{path}: no NDC -> RXCUI entries")
     return f"{len(mapping):,} NDCs"
 
 
 def _check_rxcui2atc4(path: Path) -> str:
-    mapping = medkb.read_rxcui2atc4(path)
+    mapping = drug_knowledge.read_rxcui2atc4(path)
     _require(bool(mapping), f"{path}: no RXCUI -> ATC4 rows")
     return f"{len(mapping):,} RXCUIs with an ATC4"
 
 
 def _check_atc_names(path: Path) -> str:
-    names = medkb.read_atc_names(path)
+    names = drug_knowledge.read_atc_names(path)
     level3 = sum(1 for code in names if ATC3.fullmatch(code))
     _require(level3 > 0, f"{path}: no ATC level-3 codes (such as N02B) in column atc_code")
     return f"{len(names):,} ATC codes, {level3} ATC3"
 
 
 def _check_ddi_pairs(path: Path) -> str:
-    pairs = medkb.read_ddi_pairs(path)
+    pairs = drug_knowledge.read_ddi_pairs(path)
     _require(bool(pairs), f"{path}: no pairs under the atc3_a,atc3_b header")
     bad = next((code for pair in pairs for code in pair if not ATC3.fullmatch(code)), None)
     _require(bad is None, f"{path}: expected ATC3 codes such as N02B in atc3_a,atc3_b, got {bad!r}")
@@ -106,7 +106,7 @@ def _check_ddi_pairs(path: Path) -> str:
 
 
 def _check_smiles(path: Path) -> str:
-    smiles = medkb.read_smiles(path)
+    smiles = drug_knowledge.read_smiles(path)
     coded = {code: found for code, found in smiles.items() if ATC3.fullmatch(code) and found}
     _require(bool(coded), f"{path}: no ATC3 code (such as N02B) with a list of SMILES")
     other = len(smiles) - len(coded)
@@ -128,17 +128,17 @@ _SMILES_MANUAL = ("no raw public source: it is a JSON rendering of MoleRec's dat
                   "it; copy atc3_smiles.json from a trusted medkb folder")
 
 RESOURCES: tuple[Resource, ...] = (
-    Resource(medkb.NDC2RXCUI, "31b78823f61d23e8f563eeff353fc2d589cfff6808a831178a3736bbac225278", True,
+    Resource(drug_knowledge.NDC2RXCUI, "31b78823f61d23e8f563eeff353fc2d589cfff6808a831178a3736bbac225278", True,
              _check_ndc2rxcui, Source(*GAMENET, "data/ndc2rxnorm_mapping.txt")),
-    Resource(medkb.NDC2ATC4_ZIP, "f6c59ad19afc7da4b0afeb3ab8272892e07c0da871408e04599b27c396e6577a", True,
+    Resource(drug_knowledge.NDC2ATC4_ZIP, "f6c59ad19afc7da4b0afeb3ab8272892e07c0da871408e04599b27c396e6577a", True,
              _check_rxcui2atc4, Source(*CARMEN, "data/ndc2atc_level4.zip")),
-    Resource(medkb.ATC_NAMES, "736f70eb271bd2b5989c903b7c736fb4c55d798e75fc86b70ebe500dee816fc1", True,
+    Resource(drug_knowledge.ATC_NAMES, "736f70eb271bd2b5989c903b7c736fb4c55d798e75fc86b70ebe500dee816fc1", True,
              _check_atc_names, Source(*ETHOS, "ethos/data/atc_coding.csv.gz")),
-    Resource(medkb.DDI_PAIRS, "0783a9054534cdba786e2bfef63393e18b16236840fccb5fd8076086b90a616c", True,
+    Resource(drug_knowledge.DDI_PAIRS, "0783a9054534cdba786e2bfef63393e18b16236840fccb5fd8076086b90a616c", True,
              _check_ddi_pairs, manual=_DDI_MANUAL),
-    Resource(medkb.SMILES, "2405c27ca462f541809d61dbc066f72b0c590bfc924a74114386ffa451ceb537", True,
+    Resource(drug_knowledge.SMILES, "2405c27ca462f541809d61dbc066f72b0c590bfc924a74114386ffa451ceb537", True,
              _check_smiles, manual=_SMILES_MANUAL),
-    Resource(medkb.DRUG_ATC, "b4d770a02d293f0726cc7dcbcd49e4a8a6b706d00f4a1d37498386eda76b7d9e", False,
+    Resource(drug_knowledge.DRUG_ATC, "b4d770a02d293f0726cc7dcbcd49e4a8a6b706d00f4a1d37498386eda76b7d9e", False,
              _check_drug_atc, Source(*GAMENET, "data/drug-atc.csv")),
 )
 
@@ -158,7 +158,8 @@ class Finding:
 
 
 def verify_file(folder: Path, resource: Resource) -> Finding:
-    """Presence, then format (parsed with the medkb readers), then checksum against the pinned version."""
+    """Presence, then format (parsed with the bench.prep.drug_knowledge readers), then checksum against the
+    pinned version."""
     path = folder / resource.name
     if not path.is_file():
         why = "required" if resource.required else "optional: only `bench resources build-ddi` uses it"
@@ -331,5 +332,5 @@ def build_ddi(twosides: Path, drug_atc: Path, keep: Keep = Keep.RAREST, top: int
 
 
 def write_ddi_pairs(out: Path, pairs: tuple[tuple[str, str], ...]) -> None:
-    """Write `atc3_a,atc3_b` rows atomically (the format medkb.read_ddi_pairs reads)."""
+    """Write `atc3_a,atc3_b` rows atomically (the format drug_knowledge.read_ddi_pairs reads)."""
     atomic_write_text(out, "atc3_a,atc3_b\n" + "".join(f"{a},{b}\n" for a, b in pairs))

@@ -6,7 +6,7 @@ For each dataset holding a `leader-teacher` run and a student run (`leader-stude
 required), batch-1 latency (teacher / student), parameters and peak resident memory, from run.json
 alone. Peak memory is the whole `bench run` process's high-water mark (data, training and model).
 A student is paired with the teacher of its own source (user runs with user runs, committed reference
-runs with reference runs, bench.reference). A batch-1 latency below the timer resolution (null in
+runs with reference runs, bench.analysis.reference). A batch-1 latency below the timer resolution (null in
 run.json, bench.timing) gives no latency speed-up, and the row's note says so.
 """
 
@@ -17,7 +17,7 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
-from bench.reference import base_model, source
+from bench.analysis.reference import base_model, source
 from bench.timing import timing_version
 
 TEACHER = "leader-teacher"

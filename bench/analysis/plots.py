@@ -9,7 +9,7 @@
 
 Values are the run.json means over the resampling rounds, error bars their std. A model has the same
 colour in every plot and every call (`model_colours`), its committed reference run (" (ref)",
-bench.reference, hollow markers) too. matplotlib is imported here only, through its
+bench.analysis.reference, hollow markers) too. matplotlib is imported here only, through its
 object API with the Agg canvas (no pyplot state), so `bench ls` and `bench compare` stay fast.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.io import atomic_path
-from bench.reference import base_model, is_reference
+from bench.analysis.reference import base_model, is_reference
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

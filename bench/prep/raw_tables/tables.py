@@ -8,9 +8,9 @@ from collections.abc import Callable
 import numpy as np
 import polars as pl
 
-from bench.synth_raw.catalogue import _Catalogue
-from bench.synth_raw.codes import _Vocab, icd_code_lists
-from bench.synth_raw.cohort import (
+from bench.prep.raw_tables.catalogue import _Catalogue
+from bench.prep.raw_tables.codes import _Vocab, icd_code_lists
+from bench.prep.raw_tables.cohort import (
     _Cohort,
     _mimic3_admissions,
     _mimic3_patients,
@@ -18,10 +18,10 @@ from bench.synth_raw.cohort import (
     _mimic4_patients,
     _provider_ids,
 )
-from bench.synth_raw.events import _diagnoses, _prescriptions, _procedures
-from bench.synth_raw.gzip_csv import _GzipCsv, _Pipe
-from bench.synth_raw.helpers import _date, _datetime, _rank_in_group, _with_nulls
-from bench.synth_raw.rates import DAY
+from bench.prep.raw_tables.events import _diagnoses, _prescriptions, _procedures
+from bench.prep.raw_tables.gzip_csv import _GzipCsv, _Pipe
+from bench.prep.raw_tables.helpers import _date, _datetime, _rank_in_group, _with_nulls
+from bench.prep.raw_tables.rates import DAY
 
 Progress = Callable[[int, int], None]
 
