@@ -1,5 +1,5 @@
-"""The plain-LLM baseline (baselines/plain_llm.py): parsing generated text into ATC3 classes
-(baselines/drug_names.py) on fixed texts, and the model end to end with the tiny random LLaMA."""
+"""The plain-LLM baseline (leader/plain_llm.py): parsing generated text into ATC3 classes
+(leader/drug_names.py) on fixed texts, and the model end to end with the tiny random LLaMA."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from bench.loading import build_resources
 from bench.progress import Progress
 from bench.protocol import is_hard
 from bench.splits import split_patients
-from baselines.drug_names import NameMatcher, normalise, out_of_corpus_rate, split_names
-from baselines.plain_llm import PlainLLM
+from leader.drug_names import NameMatcher, normalise, out_of_corpus_rate, split_names
+from leader.plain_llm import PlainLLM
 
 NAMES = {
     "B01A": "antithrombotic agents",
