@@ -13,7 +13,6 @@ from bench.cli import app
 from bench.data import make_samples
 from bench.loading import build_resources
 from bench.progress import Progress
-from bench.protocol import is_hard
 from bench.splits import split_patients
 from leader.drug_names import NameMatcher, normalise, out_of_corpus_rate, split_names
 from leader.plain_llm import PlainLLM
@@ -109,7 +108,7 @@ def model(data):
 
 
 def test_plain_llm_end_to_end_with_tiny_llama(model, data):
-    assert is_hard(model)
+    assert model.hard_predictions
     report = model.fit(data["train"], [], seed=0, progress=Progress())
     assert report.notes == {"zero_shot": True}
     scores = model.predict_proba(data["test"])
