@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -17,9 +18,9 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from bench.config import apply_overrides, config_to_dict
+from bench.data import DatasetBundle
 from bench.errors import UserError
 from bench.io import atomic_write_text, atomic_path
-from bench.data import DatasetBundle
 from bench.progress import Progress
 from bench.protocol import AblationStep, Resources, TeacherChoice, TeacherRequest, TeacherSource, TeacherSpec
 
@@ -51,7 +52,7 @@ class BaseRecommender:
         self.resources = resources
 
     @classmethod
-    def parse_config(cls, options: dict[str, str]) -> Any:
+    def parse_config(cls, options: Mapping[str, str]) -> Any:
         """`cls.Config` from `--set` options (UserError naming the bad one)."""
         return apply_overrides(cls.Config, options, owner=f"model {cls.name}")
 

@@ -4,7 +4,7 @@ Shapes: `predict_proba(samples)` returns float32 [len(samples), n_drugs] in [0, 
 with `samples`, columns with `resources.vocabs["drug"]`.
 
 What a model can offer (`Recommender`; defaults in bench.model_base.BaseRecommender):
-  required   name, needs, fit, predict_proba, save, load, n_params
+  required   name, needs, Config (+ parse_config), fit, predict_proba, save, load, n_params
   optional   hard_predictions    0/1 decisions instead of scores (PRAUC then null)
              prediction_notes()  what the latest predict_proba call noticed, stored in run.json
              latency_samples     fewer batch-1 timing calls (an LLM takes seconds per call)
@@ -133,10 +133,16 @@ class Recommender(Protocol):
 
     name: ClassVar[str]                          # registry key
     needs: ClassVar[frozenset[str]]              # resources it reads, a subset of NEEDS
+    Config: ClassVar[type]                       # its frozen config dataclass (`--set key=value` fields)
     hard_predictions: ClassVar[bool]             # predict_proba gives 0/1 decisions (default False)
     latency_samples: ClassVar[int | None]        # at most this many batch-1 timing calls (default None: all)
     teacher: ClassVar[TeacherSpec | None]        # the model it is a student of (default None)
     ablation: ClassVar[tuple[AblationStep, ...]] # `bench ablate` rows (default ())
+
+    @classmethod
+    def parse_config(cls, options: Mapping[str, str]) -> Any:
+        """`Config` from `--set` options, type-checked (UserError naming a bad option)."""
+        ...
 
     def fit(self, train: Sequence[Sample], valid: Sequence[Sample], *, seed: int,
             progress: Progress) -> FitReport: ...
