@@ -1,1 +1,1 @@
-"""Baseline medication recommenders, each in its own module, registered in `bench.registry`."""
+"""Baseline medication recommenders, each in its own module, registered by `baselines/plugin.py` (bench.plugins)."""

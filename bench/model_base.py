@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -17,9 +18,11 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from bench.config import apply_overrides, config_to_dict
+from bench.data import DatasetBundle
 from bench.errors import UserError
 from bench.io import atomic_write_text, atomic_path
-from bench.protocol import Resources
+from bench.progress import Progress
+from bench.protocol import AblationStep, Resources, TeacherChoice, TeacherRequest, TeacherSource, TeacherSpec
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
@@ -32,11 +35,15 @@ def vocab_fingerprint(resources: Resources) -> str:
 
 class BaseRecommender:
     """Base class: subclasses set `name`, `needs`, `Config` and implement fit / predict_proba /
-    state / set_state."""
+    state / set_state. The optional capabilities (bench.protocol.Recommender) default to "none"."""
 
     name: ClassVar[str]
     needs: ClassVar[frozenset[str]] = frozenset()
     Config: ClassVar[type]
+    hard_predictions: ClassVar[bool] = False
+    latency_samples: ClassVar[int | None] = None
+    teacher: ClassVar[TeacherSpec | None] = None
+    ablation: ClassVar[tuple[AblationStep, ...]] = ()
     # `--set` options for a quick smoke fit (the conformance test and the CLI tests use them).
     smoke_options: ClassVar[dict[str, str]] = {}
 
@@ -45,8 +52,26 @@ class BaseRecommender:
         self.resources = resources
 
     @classmethod
+    def parse_config(cls, options: Mapping[str, str]) -> Any:
+        """`cls.Config` from `--set` options (UserError naming the bad one)."""
+        return apply_overrides(cls.Config, options, owner=f"model {cls.name}")
+
+    @classmethod
     def from_options(cls, options: dict[str, str], resources: Resources) -> Self:
-        return cls(apply_overrides(cls.Config, options, owner=f"model {cls.name}"), resources)
+        return cls(cls.parse_config(options), resources)
+
+    # --- optional capabilities: defaults -------------------------------------------------------
+    def prediction_notes(self) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def teacher_request(cls, config: Any) -> TeacherRequest | None:
+        return None
+
+    @classmethod
+    def open_teacher(cls, choice: TeacherChoice, bundle: DatasetBundle, *, cache_dir: Path | None,
+                     progress: Progress) -> TeacherSource:
+        raise NotImplementedError(f"model {cls.name} declares no teacher")
 
     # --- state: named arrays -----------------------------------------------------------------
     def state(self) -> dict[str, np.ndarray]:

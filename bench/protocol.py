@@ -2,6 +2,17 @@
 
 Shapes: `predict_proba(samples)` returns float32 [len(samples), n_drugs] in [0, 1], rows aligned
 with `samples`, columns with `resources.vocabs["drug"]`.
+
+What a model can offer (`Recommender`; defaults in bench.model_base.BaseRecommender):
+  required   name, needs, Config (+ parse_config), fit, predict_proba, save, load, n_params
+  optional   hard_predictions    0/1 decisions instead of scores (PRAUC then null)
+             prediction_notes()  what the latest predict_proba call noticed, stored in run.json
+             latency_samples     fewer batch-1 timing calls (an LLM takes seconds per call)
+             teacher             the larger model it is a student of (`TeacherSpec`); with
+                                 `teacher_request(config)` and `open_teacher(choice, ...)` the runner
+                                 finds or first trains a teacher run (bench.runner.resolve_teacher)
+             ablation            the rows of `bench ablate --model NAME` (`AblationStep`)
+             clear_input_cache() forget per-sample input encodings before timing (`InputCache`)
 """
 
 from __future__ import annotations
@@ -13,7 +24,7 @@ from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 import numpy as np
 
-from bench.data import Sample, Vocab
+from bench.data import DatasetBundle, Sample, Vocab
 from bench.progress import Progress
 
 NEEDS = frozenset({"ddi", "smiles", "text", "teacher", "ehr_graph"})
@@ -39,8 +50,8 @@ class Resources:
     ddi_adj: bool [n_drugs, n_drugs] ("ddi").  smiles: atc3 -> SMILES ("smiles").
     titles: code type -> code -> name ("text").  ehr_graph: float32 [n_drugs, n_drugs]
     co-prescription counts from the TRAINING split only ("ehr_graph").  teacher: a trained teacher's
-    features ("teacher"; provided by `bench run` through the model's `teacher_provider`, None when
-    built by `build_resources` alone).
+    features ("teacher"; opened by `bench run` from the teacher run it resolved, see `TeacherSpec`; None
+    when built by `build_resources` alone).
     """
 
     vocabs: Mapping[str, Vocab]
@@ -67,10 +78,71 @@ class FitReport:
     notes: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class AblationStep:
+    """One row of `bench ablate --model NAME`: `model` trained with `overrides` (`--set` options) and
+    labelled "<model> (<label>)"; a `reuse` row is not trained: the latest compatible run of `model` is
+    shown instead."""
+
+    label: str
+    model: str
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    reuse: bool = False
+
+
+@dataclass(frozen=True)
+class TeacherSpec:
+    """The larger model a model is a student of (class attribute `teacher`).
+
+    model: the teacher's registry name; its runs are looked up under results/<dataset>/<model>/.
+    distils: True when the student reads the teacher's features in `fit` (needs "teacher"); False for a
+    student trained without its teacher (still compared with it in the efficiency table)."""
+
+    model: str
+    distils: bool = True
+
+
+@dataclass(frozen=True)
+class TeacherRequest:
+    """What one configured student asks of the runner (`teacher_request(config)`; None: no teacher).
+
+    run: a teacher run folder or run id ("" = the latest compatible run, trained first when none).
+    train_overrides: `--set` options of the teacher run trained when none is found."""
+
+    run: str = ""
+    train_overrides: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TeacherChoice:
+    """The teacher run the runner resolved: its folder, and how it was found ("explicit": the run the
+    student named; "latest": the latest compatible run; "trained": trained first, by this run)."""
+
+    model: str
+    run_folder: Path
+    how: str
+
+    @property
+    def trained(self) -> bool:
+        return self.how == "trained"
+
+
 @runtime_checkable
 class Recommender(Protocol):
-    name: ClassVar[str]
-    needs: ClassVar[frozenset[str]]
+    """Every model. The optional capabilities have defaults in bench.model_base.BaseRecommender."""
+
+    name: ClassVar[str]                          # registry key
+    needs: ClassVar[frozenset[str]]              # resources it reads, a subset of NEEDS
+    Config: ClassVar[type]                       # its frozen config dataclass (`--set key=value` fields)
+    hard_predictions: ClassVar[bool]             # predict_proba gives 0/1 decisions (default False)
+    latency_samples: ClassVar[int | None]        # at most this many batch-1 timing calls (default None: all)
+    teacher: ClassVar[TeacherSpec | None]        # the model it is a student of (default None)
+    ablation: ClassVar[tuple[AblationStep, ...]] # `bench ablate` rows (default ())
+
+    @classmethod
+    def parse_config(cls, options: Mapping[str, str]) -> Any:
+        """`Config` from `--set` options, type-checked (UserError naming a bad option)."""
+        ...
 
     def fit(self, train: Sequence[Sample], valid: Sequence[Sample], *, seed: int,
             progress: Progress) -> FitReport: ...
@@ -83,6 +155,22 @@ class Recommender(Protocol):
     def load(cls, path: Path, resources: Resources) -> Self: ...
 
     def n_params(self) -> int: ...
+
+    def prediction_notes(self) -> dict[str, Any]:
+        """What the latest `predict_proba` call noticed (e.g. an LLM's out-of-corpus rate), stored as
+        run.json's `prediction_notes`; {} by default."""
+        ...
+
+    @classmethod
+    def teacher_request(cls, config: Any) -> TeacherRequest | None:
+        """The teacher run this configured model needs (None: it does not distil; the default)."""
+        ...
+
+    @classmethod
+    def open_teacher(cls, choice: TeacherChoice, bundle: DatasetBundle, *, cache_dir: Path | None,
+                     progress: Progress) -> TeacherSource:
+        """The resolved teacher run as `Resources.teacher` (only called after `teacher_request`)."""
+        ...
 
 
 @runtime_checkable
@@ -100,16 +188,3 @@ def clear_input_cache(model: object) -> bool:
         model.clear_input_cache()
         return True
     return False
-
-
-def is_hard(model: object) -> bool:
-    """True for models whose `predict_proba` returns 0/1 decisions rather than scores (a generating
-    LLM): PRAUC is then undefined and reported as null."""
-    return bool(getattr(model, "hard_predictions", False))
-
-
-def prediction_notes(model: object) -> dict[str, Any]:
-    """What a model reports about its latest `predict_proba` call (e.g. the plain LLM's
-    out-of-corpus rate); {} for most models."""
-    notes = getattr(model, "prediction_notes", None)
-    return dict(notes()) if callable(notes) else {}

@@ -1,12 +1,12 @@
 """Registries of models and datasets, as lazy "module:attribute" strings.
 
-Nothing here imports a model or a heavy library: `bench ls` stays fast and never pulls in torch,
-torch_geometric or transformers. `resolve` imports on demand.
+Models come from the plug-ins (bench.plugins: baselines, leader and any in $MEDREC_PLUGINS); datasets
+from the cards in datasets/*.toml. Nothing here imports a model or a heavy library: `bench ls` stays
+fast and never pulls in torch, torch_geometric or transformers. `model_class` imports on demand.
 """
 
 from __future__ import annotations
 
-import importlib
 import tomllib
 from dataclasses import dataclass, field
 from functools import cache
@@ -14,51 +14,25 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import unknown_name
+from bench.plugins import ModelEntry, import_target, plugins
+
+__all__ = ["ModelEntry", "import_target", "models", "model_entry", "model_class", "DatasetCard", "dataset_cards",
+           "dataset_card", "REPO_ROOT", "CARDS_DIR"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CARDS_DIR = REPO_ROOT / "datasets"
 
 
-@dataclass(frozen=True)
-class ModelEntry:
-    name: str
-    target: str  # "module:Class"
-    summary: str
-    paper: str = ""
+def models() -> dict[str, ModelEntry]:
+    """Every registered model, keyed by name: the plug-ins' entries (bench.plugins), in their order."""
+    return {entry.name: entry for plugin in plugins() for entry in plugin.models}
 
 
-MODELS: dict[str, ModelEntry] = {
-    e.name: e
-    for e in [
-        ModelEntry("random", "baselines.random_scores:RandomScores",
-                   "uniform random scores, a floor for tests"),
-        ModelEntry("popular", "baselines.popular:Popular",
-                   "the k drugs most often prescribed in training, k tuned on validation"),
-        ModelEntry("logreg", "baselines.logreg:LogReg",
-                   "linear multi-label model over current diagnoses, procedures and previous drugs"),
-        ModelEntry("gamenet", "baselines.gamenet:GAMENet",
-                   "GRUs over visits + graph memory (co-prescription GCN minus DDI GCN) + dynamic memory",
-                   "Shang et al., AAAI 2019"),
-        ModelEntry("safedrug", "baselines.safedrug:SafeDrug",
-                   "GRUs over visits; global MPNN molecule branch x BRICS-masked local branch; controllable DDI loss",
-                   "Yang et al., IJCAI 2021"),
-        ModelEntry("molerec", "baselines.molerec:MoleRec",
-                   "GRUs over visits; GIN molecules, set-transformer substructures, molecule-substructure attention",
-                   "Yang et al., WWW 2023"),
-        ModelEntry("plain-llm", "baselines.plain_llm:PlainLLM",
-                   "a generating LLM reads LEADER's prompt and writes class names, matched to ATC3 (hard predictions)",
-                   "LLM baseline of Liu et al., arXiv 2402.02803"),
-        ModelEntry("leader-teacher", "leader.teacher:LeaderTeacher",
-                   "LEADER(T): LLM (LoRA) over the patient prompt, last-token state -> drug output layer",
-                   "Liu et al., arXiv 2402.02803"),
-        ModelEntry("leader-student", "leader.student:LeaderStudent",
-                   "LEADER(S): transformers over visits, profile prompt, feature distillation from leader-teacher",
-                   "Liu et al., arXiv 2402.02803"),
-        ModelEntry("leader-student-nokd", "leader.student:LeaderStudentNoKD",
-                   "LEADER(S) without distillation (profile alignment kept): the no-KD ablation",
-                   "Liu et al., arXiv 2402.02803"),
-    ]
-}
+def __getattr__(name: str) -> Any:
+    """`MODELS`: `models()` as a module attribute, read afresh (plug-ins load on first use)."""
+    if name == "MODELS":
+        return models()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -92,16 +66,11 @@ def dataset_cards() -> dict[str, DatasetCard]:
     return cards
 
 
-def import_target(target: str) -> Any:
-    """Import "package.module:attr"."""
-    module_name, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module_name), attr)
-
-
 def model_entry(name: str) -> ModelEntry:
-    if name not in MODELS:
-        raise unknown_name("model", name, MODELS)
-    return MODELS[name]
+    registered = models()
+    if name not in registered:
+        raise unknown_name("model", name, registered)
+    return registered[name]
 
 
 def model_class(name: str) -> type:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 import uuid
 from dataclasses import asdict, dataclass, field, replace
@@ -13,16 +14,17 @@ from typing import Any
 import numpy as np
 
 from bench import metrics
-from bench.config import apply_overrides, config_to_dict
+from bench.config import config_to_dict
 from bench.data import PROTOCOLS, make_samples, target_matrix
 from bench.errors import UserError
 from bench.loading import build_resources, load_bundle
 from bench.progress import Progress
-from bench.protocol import is_hard, prediction_notes
+from bench.protocol import TeacherChoice, TeacherRequest, TeacherSpec
 from bench.provenance import device_info, git_state, package_versions
-from bench.registry import REPO_ROOT, dataset_card, import_target, model_class
+from bench.registry import REPO_ROOT, dataset_card, model_class
 from bench.results import GROUPS, SCHEMA_VERSION, Predictions, metrics_entry, run_dir, write_predictions, write_run
 from bench.splits import SCHEMES, parse_ratios, split_patients
+from bench.teachers import find_teacher_run
 from bench.timing import TimingOptions, measure_inference, peak_rss_mb, reset_peak_rss
 
 
@@ -49,15 +51,16 @@ class RunOptions:
     threads: int | None = None
     allow_modified_resources: bool = False
 
-    def check(self) -> None:
-        """Validate everything cheap before any work starts."""
+    def check(self) -> Any:
+        """Validate everything cheap before any work starts; returns the model's parsed config."""
         dataset_card(self.dataset)
-        apply_overrides(model_class(self.model).Config, self.overrides, owner=f"model {self.model}")
+        config = model_class(self.model).parse_config(self.overrides)
         check_seed(self.seed)
         check_sampling(self.protocol, self.split, self.ratios)
         check_threshold(self.threshold)
         if self.threads is not None and self.threads < 1:
             raise UserError(f"--threads must be at least 1, got {self.threads}")
+        return config
 
 
 def check_sampling(protocol: str, split: str, ratios: str) -> None:
@@ -94,7 +97,7 @@ def new_run_id() -> str:
 
 def run(options: RunOptions, progress: Progress) -> tuple[dict[str, Any], Path]:
     """Train and evaluate one model on one dataset; returns the run record and its folder."""
-    options.check()
+    config = options.check()   # the model's config, parsed once
     git = git_state(REPO_ROOT)  # the code as it is when the run starts (it may change during a long run)
     rss_scope = "run" if reset_peak_rss() else "process"
     if options.threads is not None:
@@ -118,10 +121,13 @@ def run(options: RunOptions, progress: Progress) -> tuple[dict[str, Any], Path]:
         raise UserError(f"dataset {options.dataset}: split {options.split} {options.ratios} leaves "
                         f"{len(train)} training and {len(test)} test samples; need both")
     resources = build_resources(bundle, split.train, cls.needs)
-    if "teacher" in cls.needs:
-        # The model names its provider ("module:function"); it finds, loads or first trains the teacher.
-        resources = replace(resources, teacher=import_target(cls.teacher_provider)(options, bundle, progress))
-    model = cls.from_options(options.overrides, resources)
+    request = cls.teacher_request(config) if cls.teacher is not None and cls.teacher.distils else None
+    choice = None
+    if request is not None:
+        choice = resolve_teacher(cls.teacher, request, options, bundle.hash, progress)
+        resources = replace(resources, teacher=cls.open_teacher(choice, bundle, cache_dir=options.cache_dir,
+                                                                progress=progress))
+    model = cls(config, resources)
 
     start = time.perf_counter()
     report = model.fit(train, valid, seed=options.seed, progress=progress)
@@ -129,14 +135,14 @@ def run(options: RunOptions, progress: Progress) -> tuple[dict[str, Any], Path]:
 
     with progress.task(f"evaluate {options.model}", total=2) as bar:
         scores = model.predict_proba(test)
-        notes = prediction_notes(model)  # about the test predictions, before timing calls predict again
+        notes = model.prediction_notes()  # about the test predictions, before timing calls predict again
         bar.advance(1)
         timing = measure_inference(model, test, _timing_options(options.timing, cls))
         bar.advance(1)
     targets = target_matrix(test, bundle.drug_vocab)
     single = np.array([s.is_single_visit for s in test])
     patient_ids = np.array([s.patient.id for s in test])
-    hard = is_hard(model)
+    hard = model.hard_predictions
     ddi_adj = bundle.ddi_matrix()  # for the metrics and stored with the predictions
     evaluation = metrics.evaluate(
         targets, None if hard else scores, y_pred=(scores >= 0.5) if hard else None,
@@ -183,6 +189,7 @@ def run(options: RunOptions, progress: Progress) -> tuple[dict[str, Any], Path]:
                    "n_params": model.n_params()},
         "fit": asdict(report),
         "prediction_notes": notes,
+        "teacher": teacher_entry(cls.teacher, choice),
     }
     if writer:
         write_run(folder, record)
@@ -192,5 +199,49 @@ def run(options: RunOptions, progress: Progress) -> tuple[dict[str, Any], Path]:
 def _timing_options(options: TimingOptions, cls: type) -> TimingOptions:
     """A model may ask for fewer batch-1 latency calls (an LLM takes seconds per call); the number
     used is recorded in run.json as timing.latency_calls."""
-    fewer = getattr(cls, "latency_samples", None)
+    fewer = cls.latency_samples
     return replace(options, latency_samples=min(options.latency_samples, fewer)) if fewer else options
+
+
+# --- the teacher step: a distilling student's teacher run is resolved before the student is built ---
+
+def resolve_teacher(spec: TeacherSpec, request: TeacherRequest, options: RunOptions, dataset_hash: str,
+                    progress: Progress) -> TeacherChoice:
+    """The teacher run for a student run with `options`: the run it names, else the latest compatible
+    run of `spec.model` under options.results_dir (bench.teachers), else one trained first
+    (`train_teacher`, announced as such). Announces its choice on stderr."""
+    folder = find_teacher_run(options.results_dir, spec.model, options.dataset, dataset_hash, seed=options.seed,
+                              split=options.split, ratios=options.ratios, teacher_run=request.run)
+    if folder is not None:
+        choice = TeacherChoice(spec.model, folder, "explicit" if request.run else "latest")
+        _announce(f"teacher: using {spec.model} run {folder} ({choice.how})")
+        return choice
+    _announce(f"no teacher run for {options.dataset}: training {spec.model} first (explicit step: "
+              f"seed {options.seed}, split {options.split} {options.ratios})")
+    return TeacherChoice(spec.model, train_teacher(teacher_options(spec, request, options), progress), "trained")
+
+
+def teacher_options(spec: TeacherSpec, request: TeacherRequest, student: RunOptions) -> RunOptions:
+    """The run options of a teacher trained for `student`: its dataset, seed, split and folders, the
+    request's `--set` options, and the weights kept (a student reads them)."""
+    return replace(student, model=spec.model, overrides=dict(request.train_overrides), save_model=True)
+
+
+def train_teacher(options: RunOptions, progress: Progress) -> Path:
+    """Train and store a teacher run (a plain `bench run` of the teacher model); its folder."""
+    _, folder = run(options, progress)
+    return folder
+
+
+def teacher_entry(spec: TeacherSpec | None, choice: TeacherChoice | None) -> dict[str, Any] | None:
+    """run.json's `teacher`: the model this one is a student of and the run it distilled from (run_id
+    null: it did not distil); None for a model that declares no teacher."""
+    if spec is None:
+        return None
+    return {"model": spec.model, "distilled": choice is not None,
+            "run_id": choice.run_folder.name if choice else None,
+            "path": str(choice.run_folder) if choice else None, "how": choice.how if choice else None}
+
+
+def _announce(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

@@ -36,22 +36,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.config import require
-from bench.data import Sample
+from bench.config import apply_overrides, require
+from bench.data import DatasetBundle, Sample
 from bench.errors import UserError
 from bench.progress import Progress
-from bench.protocol import FitReport, Resources
+from bench.protocol import AblationStep, FitReport, Resources, TeacherChoice, TeacherRequest, TeacherSource, TeacherSpec
 from bench.torch_model import TorchRecommender
 from bench.training import fit_minibatch
 from leader.distill import TrainingHeads, distill_mse, kd_subset, standardise
 from leader.student_layers import (ProfileEncoder, ProfileVocab, StudentBatch, StudentEncoder, TransformerBlock,
                                    masked_mean)
+from leader.teacher_runs import TEACHER_MODEL, parse_teacher_set
 
 PROFILE_KEY = "profile_vocab"  # the profile vocabulary, a uint8 JSON array saved beside the weights
 KINDS = ("diagnosis", "procedure", "drug")
@@ -178,6 +180,8 @@ class LeaderStudentNoKD(TorchRecommender):
     name: ClassVar[str] = "leader-student-nokd"
     needs: ClassVar[frozenset[str]] = frozenset()
     Config = StudentConfig
+    # a student of leader-teacher trained without it: compared with it in the efficiency table
+    teacher: ClassVar[TeacherSpec | None] = TeacherSpec(TEACHER_MODEL, distils=False)
     smoke_options: ClassVar[dict[str, str]] = {"epochs": "1", "dim": "16", "heads": "2", "ffn": "32", "hidden": "16",
                                                "batch_size": "128"}
 
@@ -261,24 +265,43 @@ class LeaderStudentNoKD(TorchRecommender):
 
 class LeaderStudent(LeaderStudentNoKD):
     """LEADER(S) with offline feature-level distillation from a LEADER(T) run (`Resources.teacher`,
-    provided by `bench run` through `teacher_provider`) and profile alignment."""
+    opened by `bench run` from the teacher run it resolved, leader/teacher_runs.py) and profile alignment."""
 
     name: ClassVar[str] = "leader-student"
     needs: ClassVar[frozenset[str]] = frozenset({"teacher", "text"})   # titles: for an in-process teacher only
     Config = DistilledStudentConfig
-    teacher_provider: ClassVar[str] = "leader.teacher_runs:provide_teacher"
+    teacher: ClassVar[TeacherSpec | None] = TeacherSpec(TEACHER_MODEL)
     # `bench ablate --model leader-student`: each step adds one thing, same seed and split; the teacher
     # row is the latest compatible leader-teacher run (the KD rows train one first when there is none)
-    ablation: ClassVar[tuple[dict, ...]] = (
-        {"label": "teacher", "model": "leader-teacher", "reuse": True},
-        {"label": "no-KD", "model": "leader-student-nokd", "set": {"align": "false"}},
-        {"label": "KD", "model": "leader-student", "set": {"align": "false"}},
-        {"label": "KD + align", "model": "leader-student", "set": {}},
+    ablation: ClassVar[tuple[AblationStep, ...]] = (
+        AblationStep("teacher", TEACHER_MODEL, reuse=True),
+        AblationStep("no-KD", "leader-student-nokd", {"align": "false"}),
+        AblationStep("KD", "leader-student", {"align": "false"}),
+        AblationStep("KD + align", "leader-student"),
     )
     # no teacher resource in the conformance test: a 3-step tiny-llama teacher in process, 48 distilled samples
     smoke_options: ClassVar[dict[str, str]] = {
         **LeaderStudentNoKD.smoke_options, "kd_samples": "48",
         "teacher_set": "base_model=tiny-llama,steps=3,batch_size=4,grad_accum=1,max_tokens=256,lr=1e-3"}
+
+    @classmethod
+    def teacher_request(cls, config: DistilledStudentConfig) -> TeacherRequest | None:
+        """None when not distilling (alpha = 0); else `teacher_run` and the `teacher_set` options (checked
+        against the teacher's config now, before any work)."""
+        if config.alpha == 0:
+            return None
+        from leader.teacher import TeacherConfig
+
+        options = parse_teacher_set(config.teacher_set)
+        apply_overrides(TeacherConfig, options, owner=f"teacher_set of {cls.name}")
+        return TeacherRequest(run=config.teacher_run, train_overrides=options)
+
+    @classmethod
+    def open_teacher(cls, choice: TeacherChoice, bundle: DatasetBundle, *, cache_dir: Path | None,
+                     progress: Progress) -> TeacherSource:
+        from leader.teacher_runs import load_teacher_run
+
+        return load_teacher_run(choice.run_folder, bundle, choice.how, cache_dir, progress)
 
     def distillation(self, train: Sequence[Sample], seed: int, progress: Progress) -> tuple[np.ndarray, np.ndarray, dict]:
         c = self.config

@@ -1,18 +1,19 @@
 """Where `leader-student`'s teacher comes from (LEADER, arXiv 2402.02803: offline distillation from
 LEADER(T)'s cached hidden states).
 
-`bench run --model leader-student` asks `provide_teacher` (the class's `teacher_provider`) for
-`Resources.teacher`, before the student is built:
-1. `--set teacher_run=RUN` (a run folder, or a run id under results/<dataset>/leader-teacher/): that
-   run; refused (one-line UserError) when it is not a leader-teacher run with a saved model, when its
+`leader-student` declares `teacher = TeacherSpec("leader-teacher")`; its `teacher_request(config)`
+(None when alpha = 0) carries `--set teacher_run=RUN` and the `teacher_set` options. `bench run`
+resolves it in its own announced step (bench.runner.resolve_teacher, bench.teachers):
+1. `teacher_run` (a run folder, or a run id under results/<dataset>/leader-teacher/): that run;
+   refused (one-line UserError) when it is not a leader-teacher run with a saved model, when its
    dataset hash differs from this dataset's, or when it used another seed, split scheme or ratios
    (its training patients would differ: the teacher may have trained on the student's test patients);
 2. else the latest compatible leader-teacher run (same dataset, dataset hash, seed, split, ratios)
    in the results folder (the user's runs: the committed reference runs in results/reference/ are
    never searched, and hold no weights);
-3. else a leader-teacher run is trained first through the same runner (with the student's
-   `teacher_set` options) and used.
-The teacher's features come from `leader.feature_cache.teacher_features` (on disk, keyed by the
+3. else a leader-teacher run is trained first, as an explicit step of the runner (with the student's
+   `teacher_set` options), and used.
+The chosen run is opened by `load_teacher_run` (the class's `open_teacher`). The teacher's features come from `leader.feature_cache.teacher_features` (on disk, keyed by the
 teacher's weights, the dataset hash, the prompt version and the sample ids), so repeated student
 runs never recompute them. The student's run.json records the teacher used (fit.notes.distillation).
 
@@ -22,17 +23,14 @@ small teacher in process from `teacher_set` (`train_in_process_teacher`): not st
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.config import apply_overrides
+from bench import teachers
 from bench.data import DatasetBundle, Sample
 from bench.errors import UserError
 from bench.progress import Progress
@@ -117,56 +115,13 @@ def train_in_process_teacher(resources: Resources, train: Sequence[Sample], teac
     return InProcessTeacher(teacher, options)
 
 
-# --- finding a stored teacher run ----------------------------------------------------------------
-
-def _read_record(folder: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((folder / "run.json").read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-        return None
-
-
-def mismatch(record: dict[str, Any], dataset_hash: str, seed: int, split: str, ratios: str) -> str | None:
-    """Why a teacher run cannot teach this student (None when it can)."""
-    if record.get("model", {}).get("name") != TEACHER_MODEL:
-        return f"it is a {record.get('model', {}).get('name')!r} run, not {TEACHER_MODEL}"
-    theirs = record.get("dataset", {}).get("hash")
-    if theirs != dataset_hash:
-        return f"it was trained on dataset hash {theirs}, this dataset has hash {dataset_hash}"
-    their_split = record.get("split", {})
-    if (record.get("seed"), their_split.get("scheme"), their_split.get("ratios")) != (seed, split, ratios):
-        return (f"it used seed {record.get('seed')}, split {their_split.get('scheme')} {their_split.get('ratios')} "
-                f"and this run seed {seed}, split {split} {ratios}, so its training patients differ")
-    return None
-
+# --- a stored teacher run ----------------------------------------------------------------------
 
 def find_teacher_run(results_dir: Path, dataset: str, dataset_hash: str, *, seed: int, split: str = "random",
                      ratios: str = "8:1:1", teacher_run: str = "") -> Path | None:
-    """The teacher run folder to use: `teacher_run` (a folder or a run id; UserError when it does not
-    exist or does not fit), else the latest compatible run (None when there is none)."""
-    runs = results_dir / dataset / TEACHER_MODEL
-    if teacher_run:
-        folder = Path(teacher_run).expanduser()
-        if not (folder / "run.json").is_file():
-            folder = runs / teacher_run
-        record = _read_record(folder)
-        if record is None:
-            raise UserError(f"teacher_run {teacher_run!r}: neither a run folder nor a run id under {runs}")
-        why = mismatch(record, dataset_hash, seed, split, ratios)
-        if why is None and not (folder / "model" / "config.json").is_file():
-            why = "it has no saved model (model/config.json)"
-        if why:
-            raise UserError(f"teacher_run {teacher_run!r} cannot be used: {why}")
-        return folder
-    best: tuple[str, Path] | None = None
-    for path in sorted(runs.glob("*/run.json")):
-        record = _read_record(path.parent)
-        if (record is None or mismatch(record, dataset_hash, seed, split, ratios)
-                or not (path.parent / "model" / "config.json").is_file()):
-            continue
-        if best is None or record.get("created_at", "") > best[0]:
-            best = (record.get("created_at", ""), path.parent)
-    return None if best is None else best[1]
+    """The leader-teacher run folder to use (bench.teachers.find_teacher_run for `TEACHER_MODEL`)."""
+    return teachers.find_teacher_run(results_dir, TEACHER_MODEL, dataset, dataset_hash, seed=seed, split=split,
+                                     ratios=ratios, teacher_run=teacher_run)
 
 
 def load_teacher_run(folder: Path, bundle: DatasetBundle, how: str, cache_dir: Path | None = None,
@@ -176,26 +131,4 @@ def load_teacher_run(folder: Path, bundle: DatasetBundle, how: str, cache_dir: P
     from leader.teacher import LeaderTeacher
 
     teacher = LeaderTeacher.load(folder / "model", build_resources(bundle, (), frozenset({"text"})))
-    return CachedTeacher(teacher, bundle.hash, _read_record(folder) or {}, folder, how, cache_dir, progress)
-
-
-def provide_teacher(options, bundle: DatasetBundle, progress: Progress) -> CachedTeacher | None:
-    """`Resources.teacher` for a `bench run` of a distilling student (`options`: bench.runner.RunOptions);
-    None when the student does not distil (alpha = 0)."""
-    from bench.registry import model_class
-    from bench.runner import run
-    from leader.teacher import TeacherConfig
-
-    config = apply_overrides(model_class(options.model).Config, options.overrides, owner=f"model {options.model}")
-    if getattr(config, "alpha", 0.0) == 0:
-        return None
-    teacher_options = parse_teacher_set(config.teacher_set)
-    apply_overrides(TeacherConfig, teacher_options, owner=f"teacher_set of {options.model}")   # fail early
-    folder = find_teacher_run(options.results_dir, options.dataset, bundle.hash, seed=options.seed,
-                              split=options.split, ratios=options.ratios, teacher_run=config.teacher_run)
-    how = "explicit" if config.teacher_run else "latest"
-    if folder is None:
-        print(f"no teacher run for {options.dataset}: training {TEACHER_MODEL} first", file=sys.stderr, flush=True)
-        _, folder = run(replace(options, model=TEACHER_MODEL, overrides=teacher_options, save_model=True), progress)
-        how = "trained"
-    return load_teacher_run(folder, bundle, how, options.cache_dir, progress)
+    return CachedTeacher(teacher, bundle.hash, teachers.read_record(folder) or {}, folder, how, cache_dir, progress)

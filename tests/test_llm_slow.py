@@ -59,7 +59,7 @@ def test_teacher_with_smollm2_trains_evaluates_and_exports_features(data, tmp_pa
 
 
 def test_plain_llm_with_smollm2_on_five_samples(data):
-    from baselines.plain_llm import PlainLLM
+    from leader.plain_llm import PlainLLM
 
     resources = build_resources(data["bundle"], data["train_patients"], PlainLLM.needs)
     model = PlainLLM.from_options({"base_model": SMOLLM2}, resources)

@@ -1,5 +1,5 @@
-"""The plain-LLM baseline (baselines/plain_llm.py): parsing generated text into ATC3 classes
-(baselines/drug_names.py) on fixed texts, and the model end to end with the tiny random LLaMA."""
+"""The plain-LLM baseline (leader/plain_llm.py): parsing generated text into ATC3 classes
+(leader/drug_names.py) on fixed texts, and the model end to end with the tiny random LLaMA."""
 
 from __future__ import annotations
 
@@ -13,10 +13,9 @@ from bench.cli import app
 from bench.data import make_samples
 from bench.loading import build_resources
 from bench.progress import Progress
-from bench.protocol import is_hard
 from bench.splits import split_patients
-from baselines.drug_names import NameMatcher, normalise, out_of_corpus_rate, split_names
-from baselines.plain_llm import PlainLLM
+from leader.drug_names import NameMatcher, normalise, out_of_corpus_rate, split_names
+from leader.plain_llm import PlainLLM
 
 NAMES = {
     "B01A": "antithrombotic agents",
@@ -109,7 +108,7 @@ def model(data):
 
 
 def test_plain_llm_end_to_end_with_tiny_llama(model, data):
-    assert is_hard(model)
+    assert model.hard_predictions
     report = model.fit(data["train"], [], seed=0, progress=Progress())
     assert report.notes == {"zero_shot": True}
     scores = model.predict_proba(data["test"])

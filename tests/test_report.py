@@ -140,9 +140,10 @@ def test_efficiency_rows_give_student_over_teacher_ratios():
     from bench.analysis.efficiency import efficiency_rows, render_efficiency
 
     def record(model, throughput, latency, params, rss, batch=256):
+        teacher = {"model": "leader-teacher", "distilled": False, "run_id": None} if model == "leader-student" else None
         return {"model": {"name": model}, "dataset": {"name": "d", "hash": "h", "n_test": 10}, "seed": 0,
                 "timing": {"throughput_per_s": throughput, "latency_ms_p50": latency, "n_params": params,
-                           "peak_rss_mb": rss, "throughput_batch_size": batch}}
+                           "peak_rss_mb": rss, "throughput_batch_size": batch}, "teacher": teacher}
 
     runs = [record("leader-teacher", 10.0, 200.0, 1_000_000, 8000.0),
             record("leader-student", 250.0, 2.0, 10_000, 500.0), record("logreg", 1e5, 0.1, 100, 300.0)]
@@ -184,3 +185,23 @@ def test_compare_at_another_threshold_rescores_stored_predictions(results, tmp_p
     assert shown == pytest.approx(points[0] - points[1], abs=5.1e-5)      # the paired table re-scored too
     bad = runner.invoke(app, ["compare", "--results-dir", str(results), "--threshold", "1.5"])
     assert bad.exit_code == 2 and "--threshold must lie strictly between 0 and 1" in bad.output
+
+
+def test_efficiency_pairs_a_student_with_the_run_it_names_not_by_model_name():
+    from bench.analysis.efficiency import efficiency_rows, render_efficiency
+
+    def record(model, run_id, throughput, teacher=None, notes=None):
+        return {"run_id": run_id, "model": {"name": model}, "dataset": {"name": "d", "hash": "h", "n_test": 10},
+                "seed": 0, "teacher": teacher, "fit": {"notes": notes or {}},
+                "timing": {"throughput_per_s": throughput, "throughput_batch_size": 8, "n_params": 10}}
+
+    big = record("big-llm", "t1", 2.0)
+    small = record("small", "s1", 20.0, teacher={"model": "big-llm", "distilled": True, "run_id": "t1"})
+    (row,) = efficiency_rows([big, small, record("other", "o1", 1.0)])
+    assert (row.student, row.teacher, row.speedup_throughput) == ("small", "big-llm", 10.0)
+    assert "includes the teacher" in row.note and "student vs big-llm" in render_efficiency([row], "md")
+    # a run written before run.json's `teacher`: the run its distillation notes name
+    legacy = record("small", "s1", 40.0, notes={"distillation": {"teacher": {"run_id": "t1"}}})
+    (row,) = efficiency_rows([big, legacy])
+    assert row.speedup_throughput == 20.0
+    assert efficiency_rows([big, record("small", "s1", 40.0)]) == []   # declares no teacher: no row

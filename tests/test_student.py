@@ -285,7 +285,11 @@ def test_bench_run_trains_a_teacher_first_then_reuses_it(tmp_path, capsys):
     second, _ = run(options, Progress())
     again = second["fit"]["notes"]["distillation"]["teacher"]
     assert again["how"] == "latest" and again["run_id"] == teacher["run_id"]
-    assert "training leader-teacher first" not in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "training leader-teacher first" not in err and "teacher: using leader-teacher run" in err
+    assert first["teacher"] == {"model": "leader-teacher", "distilled": True, "run_id": teacher["run_id"],
+                                "path": teacher["path"], "how": "trained"}
+    assert second["teacher"]["how"] == "latest" and second["teacher"]["run_id"] == teacher["run_id"]
     assert features.stat().st_mtime_ns == written                   # read from the cache, not recomputed
     with pytest.raises(UserError, match="teacher_run"):
         run(replace(options, overrides={**options.overrides, "teacher_run": "missing"}), Progress())

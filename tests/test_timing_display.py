@@ -94,18 +94,23 @@ def test_report_and_plots_skip_a_latency_below_resolution(fast_and_slow, tmp_pat
     assert path.read_bytes().startswith(b"\x89PNG")
 
 
+def student_record(**kw: Any) -> dict[str, Any]:
+    """A student run that names its teacher model (run.json's `teacher`, bench.runner.teacher_entry)."""
+    return {**record("leader-student", **kw), "teacher": {"model": "leader-teacher", "distilled": False, "run_id": None}}
+
+
 def test_efficiency_gives_no_latency_speedup_below_resolution_and_pairs_by_source():
     from bench.analysis.efficiency import efficiency_rows
     from bench.analysis.reference import as_reference
 
-    teacher, student = record("leader-teacher", latency=300.0, throughput=2.0), record("leader-student", latency=None)
+    teacher, student = record("leader-teacher", latency=300.0, throughput=2.0), student_record(latency=None)
     (row,) = efficiency_rows([teacher, student])
     assert row.speedup_latency is None and "below the timer resolution" in row.note
     assert row.speedup_throughput == pytest.approx(500.0)
     # a reference student is paired with the reference teacher only, never with the user's teacher
-    rows = efficiency_rows([teacher, as_reference(record("leader-student", latency=2.0))])
+    rows = efficiency_rows([teacher, as_reference(student_record(latency=2.0))])
     assert rows == []
-    (row,) = efficiency_rows([as_reference(teacher), as_reference(record("leader-student", latency=2.0))])
+    (row,) = efficiency_rows([as_reference(teacher), as_reference(student_record(latency=2.0))])
     assert row.student == "leader-student (ref)" and row.speedup_latency == pytest.approx(150.0)
 
 

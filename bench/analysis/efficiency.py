@@ -1,8 +1,10 @@
 """Student against teacher: what distillation buys at inference (LEADER, arXiv 2402.02803, reports the
 student 25-30x faster than its teacher on GPU, with about 1/15 of the memory).
 
-For each dataset holding a `leader-teacher` run and a student run (`leader-student`,
-`leader-student-nokd`), the ratios student / teacher of throughput (same batch size and test samples
+A student is any run whose model declares a teacher (bench.protocol.TeacherSpec): run.json's
+`teacher` names the teacher model and the run it distilled from. The student is paired with that run
+when it is shown, else with the latest run of the teacher model (runs written before `teacher`
+existed: the run named by `fit.notes.distillation.teacher.run_id`). For each pair on a dataset, the ratios student / teacher of throughput (same batch size and test samples
 required), batch-1 latency (teacher / student), parameters and peak resident memory, from run.json
 alone. Peak memory is the whole `bench run` process's high-water mark (data, training and model).
 A student is paired with the teacher of its own source (user runs with user runs, committed reference
@@ -20,14 +22,13 @@ from typing import Any
 from bench.analysis.reference import base_model, source
 from bench.timing import timing_version
 
-TEACHER = "leader-teacher"
-STUDENTS = ("leader-student", "leader-student-nokd")
 
 
 @dataclass(frozen=True)
 class Efficiency:
     dataset: str
     student: str
+    teacher: str                       # the teacher's model name
     speedup_throughput: float | None   # student samples/s over teacher samples/s
     speedup_latency: float | None      # teacher p50 ms over student p50 ms
     params_ratio: float | None         # teacher parameters over student parameters
@@ -41,14 +42,35 @@ def _ratio(numerator: Any, denominator: Any) -> float | None:
     return float(numerator) / float(denominator)
 
 
+def teacher_of(record: dict[str, Any]) -> tuple[str | None, str | None] | None:
+    """(teacher model, teacher run id) of a student run; None for a run of a model without a teacher.
+    Either part is None when unknown (no distillation; or a run from before run.json's `teacher`)."""
+    entry = record.get("teacher")
+    if entry:
+        return entry.get("model"), entry.get("run_id")
+    legacy = (((record.get("fit") or {}).get("notes") or {}).get("distillation") or {}).get("teacher") or {}
+    return (None, legacy["run_id"]) if legacy.get("run_id") else None
+
+
+def distilled(record: dict[str, Any]) -> bool:
+    """True when the run distilled from a teacher (which it then loaded or trained)."""
+    entry = record.get("teacher") or {}
+    return bool(entry.get("distilled") or (record.get("fit") or {}).get("notes", {}).get("distillation"))
+
+
 def efficiency_rows(runs: list[dict[str, Any]]) -> list[Efficiency]:
-    """One row per (dataset, student) with a teacher run on the same dataset; `runs` as
-    `bench.results.latest_runs` returns them (one per model and dataset)."""
+    """One row per (dataset, student) whose teacher has a run on the same dataset and source; `runs`
+    as `bench.results.latest_runs` returns them (one per model and dataset)."""
     by_key = {(r["dataset"]["name"], source(r), base_model(r)): r for r in runs}
+    by_run = {(r["dataset"]["name"], source(r), r.get("run_id")): r for r in runs}
     rows = []
     for (dataset, origin, model), student in sorted(by_key.items()):
-        teacher = by_key.get((dataset, origin, TEACHER))
-        if model not in STUDENTS or teacher is None:
+        wanted = teacher_of(student)
+        if wanted is None:
+            continue
+        teacher = by_run.get((dataset, origin, wanted[1])) if wanted[1] else None
+        teacher = teacher or (by_key.get((dataset, origin, wanted[0])) if wanted[0] else None)
+        if teacher is None or teacher is student:
             continue
         s, t = student.get("timing", {}), teacher.get("timing", {})
         same_batch = s.get("throughput_batch_size") == t.get("throughput_batch_size")
@@ -64,11 +86,11 @@ def efficiency_rows(runs: list[dict[str, Any]]) -> list[Efficiency]:
         if below:
             notes.append(f"no latency speed-up: the {' and '.join(below)}'s batch-1 latency is below the timer "
                          "resolution")
-        if (student.get("fit") or {}).get("notes", {}).get("distillation"):
+        if distilled(student):
             notes.append("student's peak RSS includes the teacher it loaded (or trained) for distillation")
         note = "; ".join(notes)
         rows.append(Efficiency(
-            dataset=dataset, student=student["model"]["name"],
+            dataset=dataset, student=student["model"]["name"], teacher=base_model(teacher),
             speedup_throughput=_ratio(s.get("throughput_per_s"), t.get("throughput_per_s")) if comparable else None,
             speedup_latency=_ratio(t.get("latency_ms_p50"), s.get("latency_ms_p50")) if comparable else None,
             params_ratio=_ratio(t.get("n_params"), s.get("n_params")),
@@ -91,7 +113,8 @@ def render_efficiency(rows: list[Efficiency], fmt: str) -> str:
         out = io.StringIO()
         csv.writer(out, lineterminator="\n").writerows([header, *body])
         return out.getvalue()
-    lines = ["student vs leader-teacher (same test samples and batch size; from run.json):", "",
+    teachers = ", ".join(sorted({r.teacher for r in rows}))
+    lines = [f"student vs {teachers} (same test samples and batch size; from run.json):", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(line) + " |" for line in body]
     return "\n".join(lines) + "\n"

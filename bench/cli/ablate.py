@@ -1,7 +1,7 @@
 """`bench ablate`: a model's ablation ladder from one command, every row with the same seed and split.
 
-The model class declares its rows as `ablation` (e.g. leader/student.py: teacher, no-KD, KD,
-KD + alignment), each {"label", "model", "set": {option: value}, "reuse": bool}. A `reuse` row is not
+The model class declares its rows as `ablation`, a tuple of bench.protocol.AblationStep (label, model,
+overrides, reuse). A `reuse` row is not
 trained here: it shows the latest run of that model on the same dataset (same dataset hash, seed,
 split, ratios and protocol; re-scored from its stored predictions at the ablation's threshold, see
 bench.analysis.rescore) after the others ran (a distilling row trains the teacher first when none exists).
@@ -20,7 +20,7 @@ from bench.cli.console import stdout_console, user_errors
 
 
 def ablate(
-    model: str = typer.Option(..., "--model", "-m", help="a model that declares an ablation, e.g. leader-student"),
+    model: str = typer.Option(..., "--model", "-m", help="a model that declares ablation steps (bench.protocol.AblationStep)"),
     dataset: str = typer.Option("synthetic", "--dataset", "-d", help="registered dataset, see `bench ls datasets`"),
     seed: int = typer.Option(0, help="the same seed (split, initialisation, resampling) for every row"),
     set_: list[str] = typer.Option(None, "--set", help="model option key=value for every row that has it"),
@@ -40,7 +40,8 @@ def ablate(
 ) -> None:
     """Train every step of MODEL's ablation on DATASET with one seed and print them side by side.
 
-    Example: bench ablate --model leader-student --dataset synthetic --set kd_samples=2000 --threshold 0.3
+    Example: bench ablate --model MODEL --dataset synthetic --threshold 0.3
+             (MODEL: one whose class declares `ablation`, e.g. LEADER's student, docs/leader.md)
     """
     with user_errors():
         from bench.analysis.compare import FORMATS, render
@@ -75,25 +76,26 @@ def run_ablation(base, progress) -> list[dict[str, Any]]:
     from bench.registry import model_class
     from bench.runner import run
 
-    steps = getattr(model_class(base.model), "ablation", None)
+    steps = model_class(base.model).ablation
     if not steps:
-        raise UserError(f"model {base.model} declares no ablation (try --model leader-student)")
+        raise UserError(f"model {base.model} declares no ablation steps (`bench ls models` lists the models; "
+                        "a model declares its steps as `ablation`)")
     trained: dict[int, dict[str, Any]] = {}
     for i, step in enumerate(steps):
-        if step.get("reuse"):
+        if step.reuse:
             continue
-        fields = {f.name for f in dataclasses.fields(model_class(step["model"]).Config)}
-        overrides = {k: v for k, v in base.overrides.items() if k in fields} | dict(step.get("set", {}))
-        trained[i], _ = run(replace(base, model=step["model"], overrides=overrides), progress)
+        fields = {f.name for f in dataclasses.fields(model_class(step.model).Config)}
+        overrides = {k: v for k, v in base.overrides.items() if k in fields} | dict(step.overrides)
+        trained[i], _ = run(replace(base, model=step.model, overrides=overrides), progress)
     reference = next(iter(trained.values()), None)
     records = []
     for i, step in enumerate(steps):
-        record = trained.get(i) or _latest_compatible(base, step["model"], reference)
+        record = trained.get(i) or _latest_compatible(base, step.model, reference)
         if record is None:
-            typer.echo(f"no {step['model']} run on {base.dataset} with this seed, split and protocol: "
-                       f"row {step['label']!r} left out", err=True)
+            typer.echo(f"no {step.model} run on {base.dataset} with this seed, split and protocol: "
+                       f"row {step.label!r} left out", err=True)
             continue
-        records.append({**record, "model": {**record["model"], "name": f"{step['model']} ({step['label']})"}})
+        records.append({**record, "model": {**record["model"], "name": f"{step.model} ({step.label})"}})
     return records
 
 

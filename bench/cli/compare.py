@@ -79,6 +79,9 @@ def compare(
         speed = render_efficiency(efficiency_rows(runs), fmt)
         if speed:
             outputs.append(speed)
+        from bench.plugins import extra_tables
+
+        outputs += extra_tables(runs, fmt)   # the plug-ins' tables (bench.plugins.Table)
         if vs is not None:
             outputs.append(render_paired(paired_table(runs, vs, n_boot=bootstrap, seed=seed), fmt))
         written = []

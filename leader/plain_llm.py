@@ -3,7 +3,7 @@
 The LLM baseline of LEADER (arXiv 2402.02803, docs/leader.md#plain-llm-baseline): the same prompt as the
 teacher (leader/prompts.py), wrapped in the model's chat template with a request for a
 comma-separated list of ATC3 class names; greedy decoding; each written name is mapped to an ATC3
-class by exact or fuzzy matching (baselines/drug_names.py). Predictions are hard 0/1 decisions:
+class by exact or fuzzy matching (leader/drug_names.py). Predictions are hard 0/1 decisions:
 PRAUC is undefined (null in run.json, n/a in `bench compare`). The share of written names that match
 no drug, the out-of-corpus rate, is recorded as `prediction_notes.out_of_corpus_rate`.
 
@@ -24,7 +24,7 @@ from bench.data import Sample
 from bench.model_base import BaseRecommender
 from bench.progress import Progress
 from bench.protocol import FitReport, Resources
-from baselines.drug_names import NameMatcher, out_of_corpus_rate
+from leader.drug_names import NameMatcher, out_of_corpus_rate
 from leader.base_models import load_causal_lm, load_tokenizer
 from leader.llm_inputs import length_sorted
 from leader.prompts import chat_messages, fit_prompts

@@ -1,0 +1,1 @@
+"""LEADER's own `bench` verbs (registered by leader/plugin.py): prompts, teacher-probe."""

@@ -1,0 +1,75 @@
+"""Plug-ins by registry string (bench.plugins): the built-in ones, one from $MEDREC_PLUGINS with its own
+model, verb and comparison table (tests/toy_plugin.py), and one-line errors for a broken one."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bench.errors import UserError
+from bench.plugins import ENV_VAR, Plugin, load_plugin, plugins
+from bench.registry import model_class, models
+from tests.conftest import REPO_ROOT
+
+TOY = "tests.toy_plugin:PLUGIN"
+
+
+def bench(*args: str, plugins_env: str = "") -> subprocess.CompletedProcess:
+    env = {**os.environ, ENV_VAR: plugins_env,
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))}
+    return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True, env=env,
+                          cwd=REPO_ROOT)
+
+
+def test_builtin_plugins_own_every_model(monkeypatch):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    owners = {p.name: {m.name for m in p.models} for p in plugins()}
+    assert owners["baselines"] >= {"random", "popular", "logreg", "gamenet", "safedrug", "molerec"}
+    assert owners["leader"] == {"plain-llm", "leader-teacher", "leader-student", "leader-student-nokd"}
+    assert {v.name for p in plugins() for v in p.verbs} == {"prompts", "teacher-probe"}
+
+
+def test_a_plugin_from_the_environment_adds_a_model(monkeypatch):
+    monkeypatch.setenv(ENV_VAR, f" {TOY} ,")
+    assert "toy-popular" in models()
+    assert model_class("toy-popular").name == "toy-popular"
+    assert isinstance(load_plugin(TOY), Plugin)
+
+
+@pytest.mark.parametrize("target,message", [
+    ("no_such_module:PLUGIN", "cannot import no_such_module"),
+    ("tests.toy_plugin:NOPE", "tests.toy_plugin.NOPE is nothing, not a bench.plugins.Plugin"),
+    ("tests.toy_plugin", "expected 'module:attribute'"),
+])
+def test_a_broken_plugin_is_a_user_error_naming_it(monkeypatch, target, message):
+    monkeypatch.setenv(ENV_VAR, target)
+    with pytest.raises(UserError, match="plug-in") as info:
+        plugins()
+    assert target in str(info.value) and message in str(info.value) and ENV_VAR in str(info.value)
+
+
+def test_a_model_name_registered_twice_is_refused(monkeypatch):
+    monkeypatch.setenv(ENV_VAR, f"{TOY},tests.toy_plugin_twice:PLUGIN")
+    with pytest.raises(UserError, match="model 'toy-popular' is already registered by plug-in toy"):
+        plugins()
+
+
+def test_cli_lists_runs_the_plugins_verb_and_shows_its_table(tmp_path):
+    listed = bench("ls", "models", plugins_env=TOY)
+    assert listed.returncode == 0 and "toy-popular" in listed.stdout, listed.stderr
+    hello = bench("toy-hello", "--name", "medrec", plugins_env=TOY)
+    assert hello.returncode == 0 and "hello medrec from the toy plug-in" in hello.stdout, hello.stderr
+    compared = bench("compare", "--reference", "--results-dir", str(tmp_path), "--format", "md", plugins_env=TOY)
+    assert compared.returncode == 0 and "toy table (md): 10 runs" in compared.stdout, compared.stderr
+    assert "toy table" not in bench("compare", "--reference", "--results-dir", str(tmp_path)).stdout
+
+
+def test_cli_reports_a_broken_plugin_in_one_line():
+    out = bench("ls", "models", plugins_env="no_such_module:PLUGIN")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines() == [
+        "error: plug-in 'no_such_module:PLUGIN' (from $MEDREC_PLUGINS): cannot import no_such_module: "
+        "No module named 'no_such_module'"]
