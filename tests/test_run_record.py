@@ -1,22 +1,25 @@
-"""run.json as a typed record with a committed JSON Schema, and its version policy (bench.run_record,
-bench.file_versions, bench.results.read_run)."""
+"""run.json as a typed record with a committed JSON Schema, its version policy, and the version stamp of a
+saved model's config.json (bench.run_record, bench.file_versions, bench.results.read_run, bench.model_base)."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import jsonschema
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 import bench
 from bench.cli import app
+from bench.errors import UserError
 from bench.file_versions import version_problem
 from bench.registry import REPO_ROOT
-from bench.results import read_run, read_runs
+from bench.results import read_predictions, read_run, read_runs
 from bench.run_record import SCHEMA_PATH, SCHEMA_VERSION, RunRecord, json_schema, schema_text
 from tests.conftest import one_line_error
 
@@ -139,3 +142,42 @@ def test_package_version_matches_pyproject():
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
     assert bench.__version__ == project["version"]
 
+
+# --- a saved model's config.json --------------------------------------------------------------------
+
+def _saved_logreg(fresh: Path, small_bundle) -> tuple[Path, Any, Any]:
+    """The logreg run's model folder, its class, and resources (with the test samples) to load it with."""
+    from bench.data import make_samples
+    from bench.loading import build_resources
+    from bench.registry import model_class
+    from bench.splits import split_patients
+
+    [folder] = fresh.glob("synthetic-small/logreg/*")
+    cls = model_class("logreg")
+    split = split_patients(small_bundle.patients, "random", seed=0)  # bench run's defaults
+    return folder, cls, (build_resources(small_bundle, split.train, cls.needs), make_samples(split.test, "last"))
+
+
+def test_saved_model_config_is_stamped_and_loads_back(fresh, small_bundle):
+    folder, cls, (resources, test) = _saved_logreg(fresh, small_bundle)
+    meta = json.loads((folder / "model" / "config.json").read_text())
+    assert meta["schema_version"] == 1 and meta["package_version"] == bench.__version__
+    assert meta["model"] == "logreg"
+    scores = cls.load(folder / "model", resources).predict_proba(test)
+    np.testing.assert_array_equal(scores, read_predictions(folder).scores)
+
+
+def test_unstamped_config_loads_and_a_newer_one_is_refused_in_one_line(fresh, small_bundle, tmp_path):
+    folder, cls, (resources, test) = _saved_logreg(fresh, small_bundle)
+    model_dir = tmp_path / "model"
+    shutil.copytree(folder / "model", model_dir)
+    meta = json.loads((model_dir / "config.json").read_text())
+    old = {k: v for k, v in meta.items() if k not in ("schema_version", "package_version")}
+    (model_dir / "config.json").write_text(json.dumps(old))  # as written before the stamp
+    np.testing.assert_array_equal(cls.load(model_dir, resources).predict_proba(test), read_predictions(folder).scores)
+    (model_dir / "config.json").write_text(json.dumps(meta | {"schema_version": 2}))
+    with pytest.raises(UserError) as caught:
+        cls.load(model_dir, resources)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(str(model_dir / "config.json"))
+    assert "saved-model config.json schema_version 2 is newer than medrec-bench" in message
