@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from typing_extensions import NotRequired, TypedDict  # TypedDict with extra_items (PEP 728) on Python 3.11
 
+from bench.file_versions import FIRST_VERSION
+
 SCHEMA_VERSION = 1
 # json_schema()'s pydantic config of a part: unknown keys refused, field docstrings as descriptions
 CLOSED = {"extra": "forbid", "use_attribute_docstrings": True}
@@ -233,7 +235,7 @@ def json_schema() -> dict[str, Any]:
     from pydantic import TypeAdapter
 
     schema = TypeAdapter(RunRecord).json_schema()
-    schema["properties"]["schema_version"] |= {"minimum": 1, "maximum": SCHEMA_VERSION}
+    schema["properties"]["schema_version"] |= {"minimum": FIRST_VERSION, "maximum": SCHEMA_VERSION}
     schema["properties"]["created_at"] |= {"format": "date-time"}
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
 
