@@ -2,7 +2,9 @@
 
 Save and load are mirror images (as in peft): `save` writes the config dataclass as JSON, the model's
 state as named arrays in safetensors, and the drug vocabulary it was trained on; `load` rebuilds the
-model from the config, checks the vocabulary, then restores the state.
+model from the config, checks the vocabulary, then restores the state. config.json is stamped with its
+`schema_version` (CONFIG_SCHEMA_VERSION) and the `package_version` that wrote it; `load` refuses a
+newer schema version in one line and loads an unstamped file (written before the stamp) as before.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from safetensors.numpy import load_file, save_file
 from bench.config import apply_overrides, config_to_dict
 from bench.data import DatasetBundle
 from bench.errors import UserError
+from bench.file_versions import package_version, version_problem
 from bench.io import atomic_write_text, atomic_path
 from bench.progress import Progress
 from bench.protocol import AblationStep, Resources, TeacherChoice, TeacherRequest, TeacherSource, TeacherSpec
 
 CONFIG_FILE = "config.json"
+CONFIG_SCHEMA_VERSION = 1  # layout of config.json; 1: the first stamped one (bench.file_versions)
 WEIGHTS_FILE = "weights.safetensors"
 
 
@@ -89,8 +93,8 @@ class BaseRecommender:
         state = {k: np.ascontiguousarray(v) for k, v in self.state().items()}
         with atomic_path(path / WEIGHTS_FILE) as tmp:
             save_file(state, str(tmp))
-        meta = {"model": self.name, "config": config_to_dict(self.config),
-                "drug_vocab": vocab_fingerprint(self.resources)}
+        meta = {"schema_version": CONFIG_SCHEMA_VERSION, "package_version": package_version(), "model": self.name,
+                "config": config_to_dict(self.config), "drug_vocab": vocab_fingerprint(self.resources)}
         atomic_write_text(path / CONFIG_FILE, json.dumps(meta, indent=2) + "\n")
 
     @classmethod
@@ -100,6 +104,12 @@ class BaseRecommender:
             meta = json.loads(config_path.read_text())
         except FileNotFoundError:
             raise UserError(f"{config_path}: no saved model here (expected config.json)") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise UserError(f"{config_path}: not a valid saved-model config.json ({exc})") from None
+        problem = "schema_version" in meta and version_problem(meta["schema_version"], CONFIG_SCHEMA_VERSION,
+                                                                 "saved-model config.json")
+        if problem:
+            raise UserError(f"{config_path}: {problem}")
         if meta.get("model") != cls.name:
             raise UserError(f"{config_path}: holds model {meta.get('model')!r}, not {cls.name!r}")
         if meta.get("drug_vocab") != vocab_fingerprint(resources):

@@ -16,9 +16,10 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from bench.errors import UserError
+from bench.file_versions import version_problem
 from bench.io import atomic_path, atomic_write_text
+from bench.run_record import SCHEMA_VERSION, LoadedRun, RunRecord
 
-SCHEMA_VERSION = 1
 RUN_FILE = "run.json"
 PREDICTIONS_FILE = "predictions.safetensors"
 GROUPS = ("all", "single_visit", "multi_visit")
@@ -42,7 +43,7 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def write_run(folder: Path, record: dict[str, Any]) -> Path:
+def write_run(folder: Path, record: RunRecord | dict[str, Any]) -> Path:
     """Write run.json atomically; returns its path."""
     path = folder / RUN_FILE
     atomic_write_text(path, json.dumps(json_safe(record), indent=2, allow_nan=False) + "\n")
@@ -109,21 +110,29 @@ def _checked_ddi_adj(adj: np.ndarray, n_drugs: int) -> np.ndarray:
     return adj
 
 
-def read_runs(results_dir: Path) -> list[dict[str, Any]]:
-    """Every run.json under `results_dir` (unreadable files are a user error naming the file), except
-    the committed reference runs in its `reference/` folder (bench.analysis.reference reads those)."""
+def read_run(path: Path) -> RunRecord:
+    """One run.json; a file that is no JSON object, or whose schema_version this package cannot read
+    (bench.file_versions), is a one-line UserError naming the file."""
+    try:
+        record = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not a valid run.json ({exc})") from None
+    if not isinstance(record, dict):
+        raise UserError(f"{path}: not a valid run.json (a JSON {type(record).__name__}, not an object)")
+    problem = version_problem(record.get("schema_version"), SCHEMA_VERSION, "run.json")
+    if problem:
+        raise UserError(f"{path}: {problem}")
+    return record
+
+
+def read_runs(results_dir: Path) -> list[LoadedRun]:
+    """Every run.json under `results_dir` (read_run; `_path` added: its folder), except the committed
+    reference runs in its `reference/` folder (bench.analysis.reference reads those)."""
     runs = []
     for path in sorted(results_dir.glob(f"*/*/*/{RUN_FILE}")):
         if path.relative_to(results_dir).parts[0] == REFERENCE_FOLDER:
             continue
-        try:
-            record = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise UserError(f"{path}: not a valid run.json ({exc})") from None
-        if record.get("schema_version") != SCHEMA_VERSION:
-            raise UserError(f"{path}: schema_version {record.get('schema_version')!r}, expected {SCHEMA_VERSION}")
-        record["_path"] = str(path.parent)
-        runs.append(record)
+        runs.append(LoadedRun(**read_run(path), _path=str(path.parent)))
     return runs
 
 

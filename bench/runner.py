@@ -9,7 +9,6 @@ import uuid
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -22,7 +21,9 @@ from bench.progress import Progress
 from bench.protocol import TeacherChoice, TeacherRequest, TeacherSpec
 from bench.provenance import device_info, git_state, package_versions
 from bench.registry import REPO_ROOT, dataset_card, model_class
-from bench.results import GROUPS, SCHEMA_VERSION, Predictions, metrics_entry, run_dir, write_predictions, write_run
+from bench.results import GROUPS, Predictions, metrics_entry, run_dir, write_predictions, write_run
+from bench.run_record import (SCHEMA_VERSION, DatasetInfo, FitInfo, ModelInfo, Resampling, RunRecord, SplitInfo,
+                              Timing)
 from bench.splits import SCHEMES, parse_ratios, split_patients
 from bench.teachers import find_teacher_run
 from bench.timing import TimingOptions, measure_inference, peak_rss_mb, reset_peak_rss
@@ -95,7 +96,7 @@ def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
 
 
-def run(options: RunOptions, progress: Progress) -> tuple[dict[str, Any], Path]:
+def run(options: RunOptions, progress: Progress) -> tuple[RunRecord, Path]:
     """Train and evaluate one model on one dataset; returns the run record and its folder."""
     config = options.check()   # the model's config, parsed once
     git = git_state(REPO_ROOT)  # the code as it is when the run starts (it may change during a long run)
@@ -163,34 +164,33 @@ def run(options: RunOptions, progress: Progress) -> tuple[dict[str, Any], Path]:
             visit_index=np.array([s.index for s in test]), drugs=bundle.drug_vocab.tokens, ddi_adj=ddi_adj))
     if writer and options.save_model:
         model.save(folder / "model")
-    record = {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": run_id,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
-        "git": git,
-        "versions": package_versions(),
-        "device": device_info(),
-        "model": {"name": options.model, "config": config_to_dict(model.config), "hard_predictions": hard},
-        "dataset": {"name": options.dataset, "hash": bundle.hash, "n_train": len(train),
-                    "n_valid": len(valid), "n_test": len(test), "n_drugs": len(bundle.drug_vocab),
-                    "data_dir": bundle.meta.get("data_dir"),  # the folder read (--data-dir or its default)
-                    "prep_overrides": dict(options.prep_overrides), "meta": dict(bundle.meta)},
+    record = RunRecord(
+        schema_version=SCHEMA_VERSION,
+        run_id=run_id,
+        created_at=datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+        git=git,
+        versions=package_versions(),
+        device=device_info(),
+        model=ModelInfo(name=options.model, config=config_to_dict(model.config), hard_predictions=hard),
+        dataset=DatasetInfo(name=options.dataset, hash=bundle.hash, n_train=len(train), n_valid=len(valid),
+                            n_test=len(test), n_drugs=len(bundle.drug_vocab),
+                            data_dir=bundle.meta.get("data_dir"),  # the folder read (--data-dir or its default)
+                            prep_overrides=dict(options.prep_overrides), meta=dict(bundle.meta)),
         # drug-knowledge files checked against their pinned checksums (None: the dataset uses none)
-        "resources": bundle.meta.get("resources_check"),
-        "seed": options.seed,
-        "threshold": options.threshold,
-        "protocol": options.protocol,
-        "split": {"scheme": options.split, "ratios": options.ratios,
-                  "patients": split.sizes()},
-        "resampling": {"rounds": options.rounds, "fraction": options.fraction, "replace": options.replace},
-        "overrides": dict(options.overrides),
-        "metrics": {group: metrics_entry(evaluation[group]) for group in GROUPS},
-        "timing": {"fit_seconds": fit_seconds, **timing, "peak_rss_mb": peak_rss_mb(), "peak_rss_scope": rss_scope,
-                   "n_params": model.n_params()},
-        "fit": asdict(report),
-        "prediction_notes": notes,
-        "teacher": teacher_entry(cls.teacher, choice),
-    }
+        resources=bundle.meta.get("resources_check"),
+        seed=options.seed,
+        threshold=options.threshold,
+        protocol=options.protocol,
+        split=SplitInfo(scheme=options.split, ratios=options.ratios, patients=split.sizes()),
+        resampling=Resampling(rounds=options.rounds, fraction=options.fraction, replace=options.replace),
+        overrides=dict(options.overrides),
+        metrics={group: metrics_entry(evaluation[group]) for group in GROUPS},
+        timing=Timing(fit_seconds=fit_seconds, **timing, peak_rss_mb=peak_rss_mb(), peak_rss_scope=rss_scope,
+                      n_params=model.n_params()),
+        fit=FitInfo(**asdict(report)),
+        prediction_notes=notes,
+        teacher=teacher_entry(cls.teacher, choice),
+    )
     if writer:
         write_run(folder, record)
     return record, folder

@@ -1,0 +1,267 @@
+"""run.json as a typed record: `RunRecord` and its parts, and the JSON Schema generated from them.
+
+`bench.runner` builds a run's record from these types; `bench.results` writes it and reads it back
+(checking `schema_version`, bench.file_versions). docs/run.schema.json is `json_schema()` written out
+(`python -m bench.run_record` rewrites it; a test checks that the committed file equals it and that
+every run.json in results/ validates against it). docs/run-record.md describes the fields.
+
+A field added after runs were written is `NotRequired`: older run.json files of the same schema
+version lack it (readers use `.get`). A field that changes meaning, or one that every reader must
+have, bumps SCHEMA_VERSION; the schema must keep accepting every version it loads.
+"""
+
+# Not `from __future__ import annotations`: pydantic resolves these annotations when it builds the schema.
+import json
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from typing_extensions import NotRequired, TypedDict  # TypedDict with extra_items (PEP 728) on Python 3.11
+
+from bench.file_versions import FIRST_VERSION
+
+SCHEMA_VERSION = 1
+# json_schema()'s pydantic config of a part: unknown keys refused, field docstrings as descriptions
+CLOSED = {"extra": "forbid", "use_attribute_docstrings": True}
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "docs" / "run.schema.json"
+
+
+class GitState(TypedDict):
+    """The repository when the run started."""
+
+    sha: str | None
+    """Commit checked out (null outside a git checkout)."""
+    dirty: bool | None
+    """Tracked files had uncommitted changes (null when git could not tell)."""
+
+
+class DeviceInfo(TypedDict):
+    """The machine the run used."""
+
+    platform: str
+    """platform.platform()."""
+    cpu_count: int | None
+    """os.cpu_count()."""
+    torch_threads: NotRequired[int]
+    """torch's CPU threads (absent where torch is not installed)."""
+    cuda: NotRequired[str | None]
+    """Name of GPU 0, null without one (absent where torch is not installed)."""
+
+
+class ModelInfo(TypedDict):
+    """The model trained."""
+
+    name: str
+    """Registry name (`bench ls models`)."""
+    config: dict[str, Any]
+    """The model's config dataclass after `--set` overrides, as JSON."""
+    hard_predictions: NotRequired[bool]
+    """The model predicts sets, not scores: PRAUC is undefined and --threshold does not apply (absent in
+    early runs: false)."""
+
+
+class ResourcesCheck(TypedDict):
+    """The drug-knowledge files a dataset read, checked against their pinned checksums."""
+
+    folder: str
+    """The folder the files were read from."""
+    modified: list[str]
+    """Files whose checksum differs from the pinned one."""
+    allowed: bool
+    """--allow-modified-resources was given."""
+    sha256: NotRequired[dict[str, str]]
+    """sha256 of every file in the folder, by file name."""
+
+
+class DatasetInfo(TypedDict):
+    """The prepared dataset and the samples drawn from it."""
+
+    name: str
+    """Dataset card name (`bench ls datasets`)."""
+    hash: str
+    """Hash of the prepared dataset (changes with its inputs and preparation parameters)."""
+    n_train: int
+    """Training samples (every visit of the training patients)."""
+    n_valid: int
+    """Validation samples (per --protocol)."""
+    n_test: int
+    """Test samples (per --protocol)."""
+    n_drugs: int
+    """Size of the drug vocabulary (columns of the predictions)."""
+    data_dir: str | None
+    """The folder of raw tables read (null for generated data)."""
+    prep_overrides: dict[str, str]
+    """--prep overrides of the preparation parameters."""
+    meta: dict[str, Any]
+    """What preparation recorded (source, parameters, summary, input files and their checksums, ...);
+    its keys depend on the dataset."""
+
+
+class SplitSizes(TypedDict):
+    """Patients per part of the split."""
+
+    train: int
+    valid: int
+    test: int
+
+
+class SplitInfo(TypedDict):
+    """How patients were split."""
+
+    scheme: str
+    """--split (bench.splits.SCHEMES)."""
+    ratios: str
+    """--ratios, e.g. "8:1:1"."""
+    patients: SplitSizes
+    """Patients in each part."""
+
+
+class Resampling(TypedDict):
+    """The test-set resampling behind each metric's mean and std."""
+
+    rounds: int
+    fraction: float
+    """Share of the test samples (or patients) drawn per round."""
+    replace: bool
+    """Drawn with replacement (bootstrap)."""
+
+
+class MetricValue(TypedDict):
+    """One metric of one group; null where undefined (e.g. PRAUC of a hard-prediction model)."""
+
+    __pydantic_config__ = CLOSED  # not MetricsGroup's
+    mean: float | None
+    """Mean over the resampling rounds."""
+    std: float | None
+    """Standard deviation over the resampling rounds."""
+    point: float | None
+    """Value on the whole test set."""
+
+
+class MetricsGroup(TypedDict, extra_items=MetricValue):
+    """One group of test samples: `n` and one MetricValue per metric name (`bench ls metrics`)."""
+
+    __pydantic_config__ = {"use_attribute_docstrings": True}  # its own: the extra keys are the metrics
+    n: int
+    """Test samples in the group."""
+
+
+class Timing(TypedDict):
+    """Training time, inference speed (bench.timing; method version 2 unless `version` says otherwise),
+    memory and size. A latency or throughput below the timer resolution is null with its flag true."""
+
+    fit_seconds: float
+    """Wall-clock seconds of `fit`."""
+    version: NotRequired[int]
+    """Timing method (absent: version 1, bench.timing)."""
+    timer_resolution_ns: NotRequired[int]
+    latency_ms_p50: float | None
+    """Batch-1 latency, median over the timed calls, in ms."""
+    latency_ms_p95: float | None
+    latency_below_resolution: NotRequired[bool]
+    latency_calls: NotRequired[int]
+    """Batch-1 calls timed."""
+    throughput_per_s: float | None
+    """Samples per second at batch size `throughput_batch_size`."""
+    throughput_below_resolution: NotRequired[bool]
+    throughput_batch_size: NotRequired[int]
+    throughput_batches: NotRequired[int]
+    batch_ms_p50: NotRequired[float | None]
+    batch_ms_p95: NotRequired[float | None]
+    peak_rss_mb: float
+    """Peak resident memory in MB."""
+    peak_rss_scope: NotRequired[Literal["run", "process"]]
+    """Whether the peak is this run's own or the process's so far (absent in early runs)."""
+    n_params: int
+    """Parameters used at inference."""
+
+
+class FitInfo(TypedDict):
+    """What training reported (bench.protocol.FitReport)."""
+
+    epochs: int
+    best_epoch: int | None
+    best_valid_prauc: float | None
+    history: list[dict[str, float | None]]
+    """One entry per epoch (or logged step): losses and validation scores."""
+    notes: dict[str, Any]
+    """Model-specific facts about training."""
+
+
+class TeacherInfo(TypedDict):
+    """The teacher a model declares (bench.protocol.TeacherSpec) and the run it distilled from."""
+
+    model: str
+    """The teacher's registered model name."""
+    distilled: bool
+    """Whether this run distilled from a teacher run (false: a no-KD variant, or distillation off)."""
+    run_id: str | None
+    """The teacher run's id (null when it did not distil)."""
+    path: str | None
+    """The teacher run's folder as it was found."""
+    how: str | None
+    """How the teacher run was chosen: "explicit" (--set teacher_run), "latest" or "trained" (first)."""
+
+
+class RunRecord(TypedDict):
+    """One run of `bench run`: results/<dataset>/<model>/<run_id>/run.json."""
+
+    __pydantic_config__ = CLOSED  # and so every part without its own
+    schema_version: int
+    """Layout of this file (bench.run_record.SCHEMA_VERSION)."""
+    run_id: str
+    """UTC start time and a random suffix, e.g. 20261202T103045Z-a28f6d; the run's folder name."""
+    created_at: str
+    """UTC time the record was written, ISO 8601."""
+    git: GitState
+    versions: dict[str, str | None]
+    """Python and package versions (null: not installed)."""
+    device: DeviceInfo
+    model: ModelInfo
+    dataset: DatasetInfo
+    resources: NotRequired[ResourcesCheck | None]
+    """The drug-knowledge check (null: the dataset reads none; absent in early runs)."""
+    seed: int
+    threshold: float
+    """Decision threshold on the scores (--threshold)."""
+    protocol: str
+    """Which visits are evaluated (--protocol; bench.data.PROTOCOLS)."""
+    split: SplitInfo
+    resampling: Resampling
+    overrides: dict[str, str]
+    """--set overrides of the model config, as given."""
+    metrics: dict[str, MetricsGroup]
+    """By group: "all", "single_visit", "multi_visit"."""
+    timing: Timing
+    fit: FitInfo
+    prediction_notes: NotRequired[dict[str, Any]]
+    """Model-specific facts about the test predictions (absent in early runs)."""
+    teacher: NotRequired[TeacherInfo | None]
+    """The teacher this model is a student of (null: it declares none; absent in early runs)."""
+
+
+class LoadedRun(RunRecord):
+    """A RunRecord as bench.results.read_runs returns it: with the folder it was read from."""
+
+    _path: str
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of RunRecord: every field typed, unknown keys refused except in
+    the free-form objects (model config, dataset meta, notes, versions)."""
+    from pydantic import TypeAdapter
+
+    schema = TypeAdapter(RunRecord).json_schema()
+    schema["properties"]["schema_version"] |= {"minimum": FIRST_VERSION, "maximum": SCHEMA_VERSION}
+    schema["properties"]["created_at"] |= {"format": "date-time"}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+
+
+def schema_text() -> str:
+    """json_schema() as docs/run.schema.json holds it."""
+    return json.dumps(json_schema(), indent=2) + "\n"
+
+
+if __name__ == "__main__":  # python -m bench.run_record: rewrite docs/run.schema.json
+    SCHEMA_PATH.write_text(schema_text())
+    print(f"written: {SCHEMA_PATH}", file=sys.stderr)
