@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.visits import VisitBatch, VisitEncoder, ddi_pair_score, margin_targets, masked_mean_embedding
-from bench.config import require
+from bench.config import HistoryTrainingConfig
 from bench.data import Sample
 from bench.progress import Progress
 from bench.protocol import FitReport
@@ -61,7 +61,7 @@ from bench.training import fit_minibatch
 
 
 @dataclass(frozen=True)
-class GAMENetConfig:
+class GAMENetConfig(HistoryTrainingConfig):
     """Defaults from the paper (dim 64, dropout 0.4, target DDI 0.05, T 0.5 decayed x0.85 per epoch,
     loss weights 0.9 / 0.01, 40 epochs) except for batching: the paper trains with Adam at lr 2e-4,
     one update per visit; here one update covers `batch_size` = 32 samples, i.e. 32x fewer steps per
@@ -70,9 +70,10 @@ class GAMENetConfig:
     released code's dropout between the two GCN layers. `max_visits` caps the history fed to the
     GRUs (the last visits are kept)."""
 
-    dim: int = 64
     lr: float = 1e-3
-    weight_decay: float = 0.0
+    epochs: int = 40
+
+    dim: int = 64
     dropout: float = 0.4
     gcn_dropout: float = 0.3
     target_ddi: float = 0.05
@@ -84,23 +85,18 @@ class GAMENetConfig:
     decay: float = 0.85
     bce_weight: float = 0.9
     margin_weight: float = 0.01
-    epochs: int = 40
-    batch_size: int = 32
-    patience: int = 5
-    max_visits: int = 20
 
-    def __post_init__(self) -> None:
-        checks = {
-            "dim >= 1": self.dim >= 1, "lr > 0": self.lr > 0, "weight_decay >= 0": self.weight_decay >= 0,
+    owner: ClassVar[str] = "gamenet"
+
+    def checks(self) -> dict[str, bool]:
+        return super().checks() | {
+            "dim >= 1": self.dim >= 1,
             "0 <= dropout < 1": 0 <= self.dropout < 1, "0 <= gcn_dropout < 1": 0 <= self.gcn_dropout < 1,
             "0 <= target_ddi <= 1": 0 <= self.target_ddi <= 1, "temperature > 0": self.temperature > 0,
             "0 < decay <= 1": 0 < self.decay <= 1, "bce_weight >= 0": self.bce_weight >= 0,
-            "margin_weight >= 0": self.margin_weight >= 0,
-            "ddi_loss_weight >= 0": self.ddi_loss_weight >= 0, "epochs >= 1": self.epochs >= 1,
-            "batch_size >= 1": self.batch_size >= 1, "patience >= 1": self.patience >= 1,
-            "max_visits >= 1": self.max_visits >= 1, "ddi_decision sample|batch": self.ddi_decision in ("sample", "batch"),
+            "margin_weight >= 0": self.margin_weight >= 0, "ddi_loss_weight >= 0": self.ddi_loss_weight >= 0,
+            "ddi_decision sample|batch": self.ddi_decision in ("sample", "batch"),
         }
-        require(checks, "gamenet")
 
 
 def normalized_adjacency(adj: np.ndarray) -> torch.Tensor:
@@ -288,11 +284,9 @@ class GAMENet(TorchRecommender):
             counts.update(dict.fromkeys(counts, 0.0))
             return extra
 
-        report = fit_minibatch(self.module, train=train, valid=valid, batch_loss=batch_loss,
+        report = fit_minibatch(self.module, c, train=train, valid=valid, batch_loss=batch_loss,
                                predict=self.predict_proba, drug_vocab=self.resources.vocabs["drug"],
-                               epochs=c.epochs, batch_size=c.batch_size, lr=c.lr, weight_decay=c.weight_decay,
-                               patience=c.patience, seed=seed, progress=progress, description="fit gamenet",
-                               on_epoch_end=on_epoch_end)
+                               seed=seed, progress=progress, description="fit gamenet", on_epoch_end=on_epoch_end)
         if self.module.ddi_weight is not None:
             report.notes["ddi_memory_weight"] = float(self.module.ddi_weight.detach())
         return report

@@ -14,6 +14,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from bench.config import TrainingConfig
 from bench.data import Sample, target_matrix
 from bench.features import current_and_previous
 from bench.progress import Progress
@@ -23,7 +24,7 @@ from bench.training import fit_minibatch
 
 
 @dataclass(frozen=True)
-class LogRegConfig:
+class LogRegConfig(TrainingConfig):
     """previous_drugs: feed the previous visit's drugs (false: current codes only, the inputs SafeDrug
     and MoleRec read; an ablation that shows how much the medication history is worth)."""
 
@@ -32,11 +33,10 @@ class LogRegConfig:
     epochs: int = 30
     batch_size: int = 128
     patience: int = 3
+
     previous_drugs: bool = True
 
-    def __post_init__(self) -> None:
-        if self.lr <= 0 or self.epochs < 1 or self.batch_size < 1 or self.patience < 1 or self.weight_decay < 0:
-            raise ValueError("lr > 0, weight_decay >= 0, epochs >= 1, batch_size >= 1 and patience >= 1 are required")
+    owner: ClassVar[str] = "logreg"
 
 
 class LogReg(TorchRecommender):
@@ -70,8 +70,6 @@ class LogReg(TorchRecommender):
             index = torch.from_numpy(indices)
             return torch.nn.functional.binary_cross_entropy_with_logits(self.module(inputs[index]), targets[index])
 
-        c = self.config
-        return fit_minibatch(self.module, train=train, valid=valid, batch_loss=batch_loss,
-                             predict=self.predict_proba, drug_vocab=drugs, epochs=c.epochs,
-                             batch_size=c.batch_size, lr=c.lr, weight_decay=c.weight_decay,
-                             patience=c.patience, seed=seed, progress=progress, description="fit logreg")
+        return fit_minibatch(self.module, self.config, train=train, valid=valid, batch_loss=batch_loss,
+                             predict=self.predict_proba, drug_vocab=drugs, seed=seed, progress=progress,
+                             description="fit logreg")

@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from baselines.molecules import build_molecule_set, molecule_graphs
 from baselines.molerec_layers import MoleRecModule, anneal_beta, ddi_loss
 from baselines.visits import VisitEncoder, batch_ddi_rate, margin_targets
-from bench.config import require
+from bench.config import HistoryTrainingConfig
 from bench.data import Sample
 from bench.errors import UserError
 from bench.progress import Progress
@@ -59,7 +59,7 @@ from bench.training import fit_minibatch
 
 
 @dataclass(frozen=True)
-class MoleRecConfig:
+class MoleRecConfig(HistoryTrainingConfig):
     """Defaults from the paper (docs/methods.md#molerec) unless said otherwise.
 
     dim 64, dropout 0.7 (on every code embedding before the per-visit sum), gin_dropout 0.7
@@ -76,8 +76,11 @@ class MoleRecConfig:
     stopping on validation PRAUC (the originals run a fixed number of epochs and pick by hand).
     """
 
-    dim: int = 64
     lr: float = 2e-3
+    epochs: int = 50
+    batch_size: int = 64
+
+    dim: int = 64
     dropout: float = 0.7
     gin_layers: int = 4
     gin_dropout: float = 0.7
@@ -87,24 +90,17 @@ class MoleRecConfig:
     kp: float = 2.5
     ddi_scale: float = 0.0005
     margin_weight: float = 0.05
-    weight_decay: float = 0.0
-    epochs: int = 50
-    batch_size: int = 64
-    patience: int = 5
-    max_visits: int = 20
 
-    def __post_init__(self) -> None:
-        checks = {
-            "dim >= 2": self.dim >= 2, "lr > 0": self.lr > 0, "0 <= dropout < 1": 0 <= self.dropout < 1,
+    owner: ClassVar[str] = "molerec"
+
+    def checks(self) -> dict[str, bool]:
+        return super().checks() | {
+            "dim >= 2": self.dim >= 2, "0 <= dropout < 1": 0 <= self.dropout < 1,
             "gin_layers >= 1": self.gin_layers >= 1, "0 <= gin_dropout < 1": 0 <= self.gin_dropout < 1,
             "heads >= 1 and dividing dim": self.heads >= 1 and self.dim % self.heads == 0,
             "0 < target_ddi <= 1": 0 < self.target_ddi <= 1, "kp > 0": self.kp > 0,
             "ddi_scale >= 0": self.ddi_scale >= 0, "0 <= margin_weight <= 1": 0 <= self.margin_weight <= 1,
-            "weight_decay >= 0": self.weight_decay >= 0, "epochs >= 1": self.epochs >= 1,
-            "batch_size >= 1": self.batch_size >= 1, "patience >= 1": self.patience >= 1,
-            "max_visits >= 1": self.max_visits >= 1,
         }
-        require(checks, "molerec")
 
 
 class MoleRec(TorchRecommender):
@@ -181,7 +177,6 @@ class MoleRec(TorchRecommender):
         torch.manual_seed(seed)
         self.module = self.build_module()
         self._pieces.clear()
-        c = self.config
         parts: list[dict[str, float]] = []
 
         def batch_loss(indices: np.ndarray) -> torch.Tensor:
@@ -196,11 +191,9 @@ class MoleRec(TorchRecommender):
             parts.clear()
             return summary
 
-        report = fit_minibatch(self.module, train=train, valid=valid, batch_loss=batch_loss,
+        report = fit_minibatch(self.module, self.config, train=train, valid=valid, batch_loss=batch_loss,
                                predict=self.predict_proba, drug_vocab=self.resources.vocabs["drug"],
-                               epochs=c.epochs, batch_size=c.batch_size, lr=c.lr, weight_decay=c.weight_decay,
-                               patience=c.patience, seed=seed, progress=progress, description="fit molerec",
-                               on_epoch_end=on_epoch_end)
+                               seed=seed, progress=progress, description="fit molerec", on_epoch_end=on_epoch_end)
         report.notes["molecules"] = int(self.module.n_molecules)
         report.notes["substructures"] = int(self.module.substructure_mask.shape[1])
         return report

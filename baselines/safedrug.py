@@ -35,7 +35,7 @@ import torch
 from baselines.molecules import build_molecule_set
 from baselines.safedrug_layers import MaskedLinear, MoleculeGraphs, MoleculeMPNN, build_graphs, controllable_loss
 from baselines.visits import VisitBatch, VisitEncoder, margin_targets
-from bench.config import require
+from bench.config import HistoryTrainingConfig
 from bench.data import Sample, target_matrix
 from bench.progress import Progress
 from bench.protocol import FitReport
@@ -44,7 +44,7 @@ from bench.training import fit_minibatch
 
 
 @dataclass(frozen=True)
-class SafeDrugConfig:
+class SafeDrugConfig(HistoryTrainingConfig):
     """Defaults from the paper and its released code: dim 64, dropout 0.5, target DDI 0.06, kp 0.05,
     DDI loss scale 0.0005 (`ddi_scale`), a 2-layer MPNN, Adam without weight decay, the MPNN trained
     (`train_mpnn=false`: the released code's frozen MPNN).
@@ -58,28 +58,25 @@ class SafeDrugConfig:
     - dropout acts on each visit's summed code embeddings, not on every code's embedding before the
       sum (the same regulariser in effect; the per-code mask was 28% of a training step on CPU)."""
 
-    dim: int = 64
     lr: float = 2e-3
+    epochs: int = 60
+
+    dim: int = 64
     dropout: float = 0.5
     target_ddi: float = 0.06
     kp: float = 0.05
     ddi_scale: float = 0.0005
     train_mpnn: bool = True
     mpnn_layers: int = 2
-    epochs: int = 60
-    batch_size: int = 32
-    patience: int = 5
-    max_visits: int = 20
-    weight_decay: float = 0.0
 
-    def __post_init__(self) -> None:
-        checks = {"dim >= 1": self.dim >= 1, "lr > 0": self.lr > 0, "0 <= dropout < 1": 0 <= self.dropout < 1,
-                  "0 <= target_ddi <= 1": 0 <= self.target_ddi <= 1, "kp > 0": self.kp > 0,
-                  "ddi_scale >= 0": self.ddi_scale >= 0,
-                  "mpnn_layers >= 0": self.mpnn_layers >= 0, "epochs >= 1": self.epochs >= 1,
-                  "batch_size >= 1": self.batch_size >= 1, "patience >= 1": self.patience >= 1,
-                  "max_visits >= 1": self.max_visits >= 1, "weight_decay >= 0": self.weight_decay >= 0}
-        require(checks, "safedrug")
+    owner: ClassVar[str] = "safedrug"
+
+    def checks(self) -> dict[str, bool]:
+        return super().checks() | {
+            "dim >= 1": self.dim >= 1, "0 <= dropout < 1": 0 <= self.dropout < 1,
+            "0 <= target_ddi <= 1": 0 <= self.target_ddi <= 1, "kp > 0": self.kp > 0,
+            "ddi_scale >= 0": self.ddi_scale >= 0, "mpnn_layers >= 0": self.mpnn_layers >= 0,
+        }
 
 
 class SafeDrugModule(torch.nn.Module):
@@ -204,11 +201,9 @@ class SafeDrug(TorchRecommender):
             return {"train_ddi_rate": float(np.mean(rates)), "mean_beta": float(np.mean(betas)),
                     "ddi_loss_batches": float(np.mean([b < 1.0 for b in betas]))}
 
-        report = fit_minibatch(self.module, train=train, valid=valid, batch_loss=batch_loss,
+        report = fit_minibatch(self.module, c, train=train, valid=valid, batch_loss=batch_loss,
                                predict=self.predict_proba, drug_vocab=self.resources.vocabs["drug"],
-                               epochs=c.epochs, batch_size=c.batch_size, lr=c.lr,
-                               weight_decay=c.weight_decay, patience=c.patience, seed=seed,
-                               progress=progress, description="fit safedrug", on_epoch_end=on_epoch_end)
+                               seed=seed, progress=progress, description="fit safedrug", on_epoch_end=on_epoch_end)
         g = self._graphs
         report.notes.update({"molecules": g.n_molecules, "atoms": int(g.fingerprints.numel()),
                              "fingerprints": g.n_fingerprints, "substructures": int(g.drug_substructure.shape[1]),

@@ -1,4 +1,9 @@
-"""Model configs: frozen dataclasses overridden by `--set key=value`, with type checking."""
+"""Model configs: frozen dataclasses overridden by `--set key=value`, with type checking.
+
+`TrainingConfig` holds the fields every mini-batch-trained model shares (bench.training.fit_minibatch)
+and their range checks; a model's config extends it (or `HistoryTrainingConfig`, which adds
+`max_visits`), adds its own fields and checks, and redeclares a shared field to change its default.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,8 @@ import dataclasses
 import types
 import typing
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
 
 from bench.errors import UserError
 
@@ -115,3 +121,39 @@ def require(checks: Mapping[str, bool], owner: str) -> None:
 
 def config_to_dict(config: object) -> dict[str, Any]:
     return dataclasses.asdict(config)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Adam with `lr` and `weight_decay` on shuffled mini-batches of `batch_size` samples for at most
+    `epochs` epochs, stopping after `patience` epochs without a better validation PRAUC.
+
+    A subclass names itself in range-check errors with `owner` and adds rules by extending
+    `checks()`. Changing a default here changes every model that does not redeclare the field
+    (tests/test_training_config.py pins each model's values)."""
+
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    epochs: int = 50
+    batch_size: int = 32
+    patience: int = 5
+
+    owner: ClassVar[str] = "model"
+
+    def __post_init__(self) -> None:
+        require(self.checks(), self.owner)
+
+    def checks(self) -> dict[str, bool]:
+        """{rule: holds} for every range rule of the config; a subclass returns `super().checks() | {...}`."""
+        return {"lr > 0": self.lr > 0, "weight_decay >= 0": self.weight_decay >= 0, "epochs >= 1": self.epochs >= 1,
+                "batch_size >= 1": self.batch_size >= 1, "patience >= 1": self.patience >= 1}
+
+
+@dataclass(frozen=True)
+class HistoryTrainingConfig(TrainingConfig):
+    """A TrainingConfig of a model that reads the visit history: at most the last `max_visits` visits."""
+
+    max_visits: int = 20
+
+    def checks(self) -> dict[str, bool]:
+        return super().checks() | {"max_visits >= 1": self.max_visits >= 1}

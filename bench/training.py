@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from bench.config import TrainingConfig
 from bench.data import Sample, Vocab, target_matrix
 from bench.metrics import average_precision_rows
 from bench.progress import Progress
@@ -34,22 +35,23 @@ def valid_prauc(predict: Callable[[Sequence[Sample]], np.ndarray], valid: Sequen
     return float(average_precision_rows(target_matrix(valid, drug_vocab), predict(valid)).mean())
 
 
-def fit_minibatch(module: torch.nn.Module, *, train: Sequence[Sample], valid: Sequence[Sample],
-                  batch_loss: Callable[[np.ndarray], torch.Tensor],
+def fit_minibatch(module: torch.nn.Module, config: TrainingConfig, *, train: Sequence[Sample],
+                  valid: Sequence[Sample], batch_loss: Callable[[np.ndarray], torch.Tensor],
                   predict: Callable[[Sequence[Sample]], np.ndarray], drug_vocab: Vocab,
-                  epochs: int, batch_size: int, lr: float, weight_decay: float, patience: int,
                   seed: int, progress: Progress, description: str,
                   on_epoch_end: Callable[[int], dict[str, float] | None] | None = None) -> FitReport:
-    """Train `module` with Adam; return the report and leave the best-validation weights loaded.
+    """Train `module` with Adam as `config` says (lr, weight_decay, epochs, batch_size, patience);
+    return the report and leave the best-validation weights loaded.
 
     `batch_loss(indices)` gets int64 [batch] positions into `train` (so a model can precompute
     tensors for the whole training set once) and returns the scalar loss of that mini-batch.
     `on_epoch_end(epoch)` runs after each epoch's updates, before validation (e.g. a DDI-loss
     temperature schedule); what it returns is added to that epoch's history entry.
     """
+    epochs, batch_size, patience = config.epochs, config.batch_size, config.patience
     seed_everything(seed)
     rng = np.random.default_rng(seed)
-    optimizer = torch.optim.Adam(module.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer = torch.optim.Adam(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     report = FitReport()
     best_state, best, stale = None, -math.inf, 0
     n_batches = math.ceil(len(train) / batch_size)

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.config import apply_overrides, require
+from bench.config import HistoryTrainingConfig, apply_overrides
 from bench.data import DatasetBundle, Sample
 from bench.errors import UserError
 from bench.progress import Progress
@@ -60,38 +60,35 @@ KINDS = ("diagnosis", "procedure", "drug")
 
 
 @dataclass(frozen=True)
-class StudentConfig:
+class StudentConfig(HistoryTrainingConfig):
     """LEADER(S) without distillation (`leader-student-nokd`). Defaults from the paper and its
     released code: dim 64, 4 heads, FFN 300, dropout 0.4, 128-d feature, at most 10 visits, Adam lr
     5e-4, 100 epochs, patience 10, batch 16, profile alignment on with weight 0.01 and tau 1."""
+
+    lr: float = 5e-4
+    epochs: int = 100
+    batch_size: int = 16
+    patience: int = 10
+    max_visits: int = 10
 
     dim: int = 64
     heads: int = 4
     ffn: int = 300
     dropout: float = 0.4
     hidden: int = 128
-    max_visits: int = 10
     visit_positions: bool = False
-    lr: float = 5e-4
-    weight_decay: float = 0.0
-    epochs: int = 100
-    patience: int = 10
-    batch_size: int = 16
     align: bool = True
     align_weight: float = 0.01
     tau: float = 1.0
 
-    def __post_init__(self) -> None:
-        require(self.checks(), "leader-student")
+    owner: ClassVar[str] = "leader-student"
 
     def checks(self) -> dict[str, bool]:
-        return {"dim >= 1": self.dim >= 1, "heads >= 1": self.heads >= 1,
-                "dim divisible by heads": self.heads >= 1 and self.dim % self.heads == 0,
-                "ffn >= 1": self.ffn >= 1, "0 <= dropout < 1": 0 <= self.dropout < 1, "hidden >= 1": self.hidden >= 1,
-                "max_visits >= 1": self.max_visits >= 1, "lr > 0": self.lr > 0,
-                "weight_decay >= 0": self.weight_decay >= 0, "epochs >= 1": self.epochs >= 1,
-                "patience >= 1": self.patience >= 1, "batch_size >= 1": self.batch_size >= 1,
-                "align_weight >= 0": self.align_weight >= 0, "tau > 0": self.tau > 0}
+        return super().checks() | {
+            "dim >= 1": self.dim >= 1, "heads >= 1": self.heads >= 1,
+            "dim divisible by heads": self.heads >= 1 and self.dim % self.heads == 0,
+            "ffn >= 1": self.ffn >= 1, "0 <= dropout < 1": 0 <= self.dropout < 1, "hidden >= 1": self.hidden >= 1,
+            "align_weight >= 0": self.align_weight >= 0, "tau > 0": self.tau > 0}
 
 
 @dataclass(frozen=True)
@@ -253,11 +250,9 @@ class LeaderStudentNoKD(TorchRecommender):
                 v.clear()
             return means
 
-        report = fit_minibatch(trainable, train=train, valid=valid, batch_loss=batch_loss,
+        report = fit_minibatch(trainable, c, train=train, valid=valid, batch_loss=batch_loss,
                                predict=self.predict_proba, drug_vocab=self.resources.vocabs["drug"],
-                               epochs=c.epochs, batch_size=c.batch_size, lr=c.lr, weight_decay=c.weight_decay,
-                               patience=c.patience, seed=seed, progress=progress, description=f"fit {self.name}",
-                               on_epoch_end=on_epoch_end)
+                               seed=seed, progress=progress, description=f"fit {self.name}", on_epoch_end=on_epoch_end)
         report.notes.update({"profile_values": dict(zip(self.profile_vocab.fields, (len(v) for v in self.profile_vocab.values))),
                              "distillation": kd[2] if kd else None, "align": c.align and c.align_weight > 0})
         return report

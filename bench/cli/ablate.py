@@ -17,26 +17,32 @@ from typing import Any
 import typer
 
 from bench.cli.console import stdout_console, user_errors
+from bench.cli.options import (AllowModifiedRecorded, DataDir, Dataset, Format, Model, ModelSet, PrepSet, Protocol,
+                                Ratios, Resources, ResultsDir, Seed, Split, Threads, Threshold, check_format, with_help)
+
+AblationModel = with_help(Model, "a model that declares ablation steps (bench.protocol.AblationStep)")
+AblationSeed = with_help(Seed, "the same seed (split, initialisation, resampling) for every row")
+AblationSet = with_help(ModelSet, "model option key=value for every row that has it")
+AblationThreshold = with_help(Threshold, "probability at or above which a drug is predicted (LEADER's student: 0.3)")
+AblationResultsDir = with_help(ResultsDir, "where run folders are written and looked up")
 
 
 def ablate(
-    model: str = typer.Option(..., "--model", "-m", help="a model that declares ablation steps (bench.protocol.AblationStep)"),
-    dataset: str = typer.Option("synthetic", "--dataset", "-d", help="registered dataset, see `bench ls datasets`"),
-    seed: int = typer.Option(0, help="the same seed (split, initialisation, resampling) for every row"),
-    set_: list[str] = typer.Option(None, "--set", help="model option key=value for every row that has it"),
-    threshold: float = typer.Option(0.5, help="probability at or above which a drug is predicted (LEADER's student: 0.3)"),
-    protocol: str = typer.Option("last", help="last | every"),
-    split: str = typer.Option("random", help="random | leader | gamenet"),
-    ratios: str = typer.Option("8:1:1", help="train:valid:test patient ratios"),
-    results_dir: Path = typer.Option(Path("results"), help="where run folders are written and looked up"),
-    data_dir: Path = typer.Option(None, help="raw tables of a MIMIC dataset"),
-    resources: Path = typer.Option(None, help="drug-knowledge folder (default: $MEDREC_RESOURCES)"),
-    allow_modified: bool = typer.Option(False, "--allow-modified-resources",
-                                        help="use drug-knowledge files whose sha256 differs from the pinned one "
-                                             "(`bench resources verify`); recorded in run.json"),
-    prep_set: list[str] = typer.Option(None, "--prep-set", help="preprocessing option key=value"),
-    threads: int = typer.Option(None, help="torch CPU threads"),
-    fmt: str = typer.Option("table", "--format", "-f", help="table | md | csv | latex"),
+    model: AblationModel,
+    dataset: Dataset = "synthetic",
+    seed: AblationSeed = 0,
+    set_: AblationSet = None,
+    threshold: AblationThreshold = 0.5,
+    protocol: Protocol = "last",
+    split: Split = "random",
+    ratios: Ratios = "8:1:1",
+    results_dir: AblationResultsDir = Path("results"),
+    data_dir: DataDir = None,
+    resources: Resources = None,
+    allow_modified: AllowModifiedRecorded = False,
+    prep_set: PrepSet = None,
+    threads: Threads = None,
+    fmt: Format = "table",
 ) -> None:
     """Train every step of MODEL's ablation on DATASET with one seed and print them side by side.
 
@@ -46,12 +52,10 @@ def ablate(
     with user_errors():
         from bench.analysis.compare import FORMATS, render
         from bench.config import parse_assignments
-        from bench.errors import UserError
         from bench.progress import RichProgressReporter
         from bench.runner import RunOptions, check_seed
 
-        if fmt not in FORMATS:
-            raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        check_format(fmt, FORMATS)
         check_seed(seed)
         base = RunOptions(model=model, dataset=dataset, seed=seed, overrides=parse_assignments(set_),
                           threshold=threshold, protocol=protocol, split=split, ratios=ratios,

@@ -7,18 +7,22 @@ from pathlib import Path
 import typer
 
 from bench.cli.console import stdout_console, user_errors
+from bench.cli.options import Dataset, Format, Rescore, ResultsDir, Seed, check_format, with_help
+
+OnlyDataset = with_help(Dataset, "only this dataset")
+YourRunsDir = with_help(ResultsDir, "folder that `bench run` wrote to")
+BootstrapSeed = with_help(Seed, "random seed of the --vs bootstrap")
 
 
 def compare(
-    results_dir: Path = typer.Option(Path("results"), help="folder that `bench run` wrote to"),
-    dataset: str = typer.Option(None, "--dataset", "-d", help="only this dataset"),
-    fmt: str = typer.Option("table", "--format", "-f", help="table | md | csv | latex"),
+    results_dir: YourRunsDir = Path("results"),
+    dataset: OnlyDataset = None,
+    fmt: Format = "table",
     vs: str = typer.Option(None, "--vs", help="reference MODEL: paired bootstrap of every other model against it"),
     bootstrap: int = typer.Option(1000, "--bootstrap", help="bootstrap replicates for --vs"),
-    seed: int = typer.Option(0, "--seed", help="random seed of the --vs bootstrap"),
+    seed: BootstrapSeed = 0,
     plot: Path = typer.Option(None, "--plot", help="also write PNG plots per dataset into this folder"),
-    threshold: float = typer.Option(None, "--threshold", help="re-score every run that stored probabilities at "
-                                                              "this threshold (default: each run's own)"),
+    threshold: Rescore = None,
     reference: bool = typer.Option(False, "--reference", help="also show the committed reference runs, as rows "
                                                               "named 'MODEL (ref)' beside your own"),
     reference_dir: Path = typer.Option(None, "--reference-dir", help="where the reference runs are (default: the "
@@ -41,8 +45,7 @@ def compare(
         from bench.analysis.reference import combined, default_reference_dir, reference_runs
         from bench.results import latest_runs, read_runs
 
-        if fmt not in FORMATS:
-            raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        check_format(fmt, FORMATS)
         if bootstrap < 1:
             raise UserError(f"--bootstrap must be at least 1, got {bootstrap}")
         from bench.runner import check_seed

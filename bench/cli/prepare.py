@@ -8,15 +8,16 @@ import typer
 from rich.table import Table
 
 from bench.cli.console import print_warnings, stdout_console, user_errors
+from bench.cli.options import AllowModified, DataDir, Dataset, Resources, load_dataset, with_help
+
+RawTables = with_help(DataDir, "folder of the raw tables (MIMIC-III: *.csv[.gz]; MIMIC-IV: hosp/)")
 
 
 def prepare(
-    dataset: str = typer.Option(..., "--dataset", "-d", help="registered dataset, see `bench ls datasets`"),
-    data_dir: Path = typer.Option(None, help="folder of the raw tables (MIMIC-III: *.csv[.gz]; MIMIC-IV: hosp/)"),
-    resources: Path = typer.Option(None, help="drug-knowledge folder like medkb (default: $MEDREC_RESOURCES)"),
-    allow_modified: bool = typer.Option(False, "--allow-modified-resources",
-                                        help="use drug-knowledge files whose sha256 differs from the pinned one "
-                                             "(`bench resources verify`)"),
+    dataset: Dataset,
+    data_dir: RawTables = None,
+    resources: Resources = None,
+    allow_modified: AllowModified = False,
     set_: list[str] = typer.Option(None, "--set", help="preprocessing option key=value (repeatable): top_diagnoses, "
                                    "top_procedures, top_drugs, require_smiles, min_visits, subsample, subsample_seed, titles"),
     cache_dir: Path = typer.Option(None, help="bundle cache (default: $MEDREC_CACHE or ~/.cache/medrec-bench)"),
@@ -27,14 +28,9 @@ def prepare(
     """
     console = stdout_console()
     with user_errors():
-        from bench.config import parse_assignments
-        from bench.loading import load_bundle
-
-        overrides = parse_assignments(set_)
         with console.status(f"preparing {dataset}") as status:
-            bundle = load_bundle(dataset, data_dir=data_dir, resources=resources, overrides=overrides,
-                                 cache_dir=cache_dir, step=lambda what: status.update(f"preparing {dataset}: {what}"),
-                                 allow_modified_resources=allow_modified)
+            bundle = load_dataset(dataset, data_dir, resources, set_, allow_modified, option="--set",
+                                  cache_dir=cache_dir, step=lambda what: status.update(f"preparing {dataset}: {what}"))
     print_summary(bundle.name, bundle.hash, bundle.meta)
     print_warnings(bundle.meta.get("warnings"))
 

@@ -8,38 +8,38 @@ from typing import Any
 import typer
 
 from bench.cli.console import stdout_console, user_errors
+from bench.cli.options import (AllowModified, DataDir, Dataset, Format, PrepSet, Rescore, Resources, RunsDir,
+                                check_format, load_dataset, with_help)
+
+RunsDataset = with_help(Dataset, "the dataset the runs were made on")
+RunDataDir = with_help(DataDir, "raw tables of a MIMIC dataset (as given to `bench run`)")
+RunPrepSet = with_help(PrepSet, "preprocessing option key=value, as given to `bench run`")
+RarityFormat = with_help(Format, "table | md | csv")
 
 
 def rarity(
-    dataset: str = typer.Option(..., "--dataset", "-d", help="the dataset the runs were made on"),
-    results_dir: Path = typer.Option(Path("results"), help="folder that `bench run` wrote to; "
-                                                            "results/reference for the committed reference runs"),
+    dataset: RunsDataset,
+    results_dir: RunsDir = Path("results"),
     run_ids: list[str] = typer.Option(None, "--run", help="only these run ids (repeatable); default: the latest "
                                                           "run of every model on DATASET"),
     edges: str = typer.Option("1,5,20", help="bin edges on the rarest code's number of training visits"),
-    threshold: float = typer.Option(None, help="re-score every run with stored probabilities at this threshold "
-                                               "(default: each run's own)"),
-    fmt: str = typer.Option("table", "--format", "-f", help="table | md | csv"),
-    data_dir: Path = typer.Option(None, help="raw tables of a MIMIC dataset (as given to `bench run`)"),
-    resources: Path = typer.Option(None, help="drug-knowledge folder (default: $MEDREC_RESOURCES)"),
-    allow_modified: bool = typer.Option(False, "--allow-modified-resources",
-                                        help="use drug-knowledge files whose sha256 differs from the pinned one "
-                                             "(`bench resources verify`)"),
-    prep_set: list[str] = typer.Option(None, "--prep-set", help="preprocessing option key=value, as given to `bench run`"),
+    threshold: Rescore = None,
+    fmt: RarityFormat = "table",
+    data_dir: RunDataDir = None,
+    resources: Resources = None,
+    allow_modified: AllowModified = False,
+    prep_set: RunPrepSet = None,
 ) -> None:
     """Accuracy per bin of how often the current visit's rarest diagnosis code occurs in training.
 
     Example: bench rarity --dataset synthetic --edges 1,5,20 --threshold 0.3
     """
     with user_errors():
-        from bench.config import parse_assignments
         from bench.errors import UserError
-        from bench.loading import load_bundle
         from bench.analysis.rarity import parse_edges, rarity_rows, render_rarity
         from bench.results import latest_runs, read_runs
 
-        if fmt not in ("table", "md", "csv"):
-            raise UserError(f"--format must be one of table, md, csv, got {fmt!r}")
+        check_format(fmt, ("table", "md", "csv"))
         if threshold is not None:
             from bench.runner import check_threshold
 
@@ -57,9 +57,7 @@ def rarity(
             runs = latest_runs(runs)
         if not runs:
             raise UserError(f"no runs for dataset {dataset!r} under {results_dir} (run `bench run` first)")
-        bundle = load_bundle(dataset, data_dir=data_dir, resources=resources,
-                             overrides=parse_assignments(prep_set, option="--prep-set"),
-                             allow_modified_resources=allow_modified)
+        bundle = load_dataset(dataset, data_dir, resources, prep_set, allow_modified)
         rows = rarity_rows(label_runs(runs), bundle, cuts, threshold)
         title = (f"{dataset}: test samples by the training visits of their rarest diagnosis code "
                  f"(threshold {'per run' if threshold is None else threshold})")

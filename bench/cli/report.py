@@ -7,17 +7,20 @@ from pathlib import Path
 import typer
 
 from bench.cli.console import user_errors
+from bench.cli.options import Dataset, RunsDir, Seed, with_help
+
+ReportDataset = with_help(Dataset, "the dataset to report on")
+BootstrapSeed = with_help(Seed, "random seed of the bootstrap")
 
 
 def report(
-    dataset: str = typer.Option(..., "--dataset", "-d", help="the dataset to report on"),
+    dataset: ReportDataset,
     out: Path = typer.Option(..., "--out", "-o", help="Markdown file to write; plots go to <stem>_plots/ beside it"),
     vs: str = typer.Option(None, "--vs", help="reference MODEL of the significance table (default: logreg if it "
                                               "has a run, else the first model by name)"),
-    results_dir: Path = typer.Option(Path("results"), help="folder that `bench run` wrote to; "
-                                                            "results/reference for the committed reference runs"),
+    results_dir: RunsDir = Path("results"),
     bootstrap: int = typer.Option(1000, "--bootstrap", help="bootstrap replicates of the significance table"),
-    seed: int = typer.Option(0, "--seed", help="random seed of the bootstrap"),
+    seed: BootstrapSeed = 0,
 ) -> None:
     """Write a Markdown report of the latest run of every model on DATASET.
 

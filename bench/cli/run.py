@@ -4,29 +4,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import typer
 from rich.table import Table
 
 from bench.cli.console import print_warnings, stdout_console, user_errors
+from bench.cli.options import (AllowModifiedRecorded, DataDir, Dataset, Model, ModelSet, PrepSet, Protocol, Ratios,
+                                Resources, ResultsDir, Seed, Split, Threads, Threshold)
 
 
 def run(
-    model: str = typer.Option(..., "--model", "-m", help="registered model, see `bench ls models`"),
-    dataset: str = typer.Option("synthetic", "--dataset", "-d", help="registered dataset, see `bench ls datasets`"),
-    seed: int = typer.Option(0, help="fixes the split, initialisation, sampling and resampling"),
-    set_: list[str] = typer.Option(None, "--set", help="model option key=value (repeatable), e.g. --set lr=0.01"),
-    threshold: float = typer.Option(0.5, help="probability at or above which a drug is predicted"),
-    protocol: str = typer.Option("last", help="last: one sample per patient (its last visit); every: every visit"),
-    split: str = typer.Option("random", help="random (seeded, by patient) | leader | gamenet"),
-    ratios: str = typer.Option("8:1:1", help="train:valid:test patient ratios for random and leader splits"),
-    results_dir: Path = typer.Option(Path("results"), help="where run folders are written"),
-    data_dir: Path = typer.Option(None, help="raw tables of a MIMIC dataset (prepared and cached on first use)"),
-    resources: Path = typer.Option(None, help="drug-knowledge folder (default: $MEDREC_RESOURCES)"),
-    allow_modified: bool = typer.Option(False, "--allow-modified-resources",
-                                        help="use drug-knowledge files whose sha256 differs from the pinned one "
-                                             "(`bench resources verify`); recorded in run.json"),
-    prep_set: list[str] = typer.Option(None, "--prep-set", help="preprocessing option key=value, see `bench prepare --help`"),
-    threads: int = typer.Option(None, help="torch CPU threads (default: torch's choice); recorded in run.json"),
+    model: Model,
+    dataset: Dataset = "synthetic",
+    seed: Seed = 0,
+    set_: ModelSet = None,
+    threshold: Threshold = 0.5,
+    protocol: Protocol = "last",
+    split: Split = "random",
+    ratios: Ratios = "8:1:1",
+    results_dir: ResultsDir = Path("results"),
+    data_dir: DataDir = None,
+    resources: Resources = None,
+    allow_modified: AllowModifiedRecorded = False,
+    prep_set: PrepSet = None,
+    threads: Threads = None,
 ) -> None:
     """Train MODEL on DATASET, evaluate the test split and write results/<dataset>/<model>/<run_id>/run.json.
 

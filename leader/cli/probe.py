@@ -7,27 +7,33 @@ from pathlib import Path
 import typer
 
 from bench.cli.console import stdout_console, user_errors
+from bench.cli.options import (AllowModified, DataDir, Dataset, PrepSet, Protocol, Ratios, Resources, ResultsDir, Seed,
+                                Split, Threads, load_dataset, with_help)
+
+TeacherDataset = with_help(Dataset, "the dataset the teacher was trained on")
+TeacherSeed = with_help(Seed, "the teacher run's seed (split and subset)")
+ValidProtocol = with_help(Protocol, "validation samples: last | every")
+TeacherResultsDir = with_help(ResultsDir, "where the teacher run is")
+ProbeThreads = with_help(Threads, "torch CPU threads")
 
 
 def teacher_probe(
-    dataset: str = typer.Option("synthetic", "--dataset", "-d", help="the dataset the teacher was trained on"),
+    dataset: TeacherDataset = "synthetic",
     teacher_run: str = typer.Option("", "--teacher-run", help="a leader-teacher run id or folder (default: the "
                                                               "latest compatible one, as leader-student picks)"),
     n_train: int = typer.Option(2000, "--n", help="training samples of the probes: the seeded subset a student "
                                                   "with kd_samples=N distils on (0 = all)"),
     c: float = typer.Option(1.0, "--c", help="inverse L2 strength of every probe (sklearn's C)"),
-    seed: int = typer.Option(0, help="the teacher run's seed (split and subset)"),
-    split: str = typer.Option("random", help="random | leader | gamenet"),
-    ratios: str = typer.Option("8:1:1", help="train:valid:test patient ratios"),
-    protocol: str = typer.Option("last", help="validation samples: last | every"),
-    results_dir: Path = typer.Option(Path("results"), help="where the teacher run is"),
-    data_dir: Path = typer.Option(None, help="raw tables of a MIMIC dataset"),
-    resources: Path = typer.Option(None, help="drug-knowledge folder (default: $MEDREC_RESOURCES)"),
-    allow_modified: bool = typer.Option(False, "--allow-modified-resources",
-                                        help="use drug-knowledge files whose sha256 differs from the pinned one "
-                                             "(`bench resources verify`)"),
-    prep_set: list[str] = typer.Option(None, "--prep-set", help="preprocessing option key=value"),
-    threads: int = typer.Option(None, help="torch CPU threads"),
+    seed: TeacherSeed = 0,
+    split: Split = "random",
+    ratios: Ratios = "8:1:1",
+    protocol: ValidProtocol = "last",
+    results_dir: TeacherResultsDir = Path("results"),
+    data_dir: DataDir = None,
+    resources: Resources = None,
+    allow_modified: AllowModified = False,
+    prep_set: PrepSet = None,
+    threads: ProbeThreads = None,
 ) -> None:
     """Validation PRAUC of linear probes on the teacher's features, on the codes, and on both.
 
@@ -36,9 +42,7 @@ def teacher_probe(
     with user_errors():
         from rich.table import Table
 
-        from bench.config import parse_assignments
         from bench.errors import UserError
-        from bench.loading import load_bundle
         from bench.progress import RichProgressReporter
         from leader.probe import probe_rows
         from leader.teacher_runs import find_teacher_run, load_teacher_run
@@ -53,9 +57,7 @@ def teacher_probe(
             import torch
 
             torch.set_num_threads(threads)
-        bundle = load_bundle(dataset, data_dir=data_dir, resources=resources,
-                             overrides=parse_assignments(prep_set, option="--prep-set"),
-                             allow_modified_resources=allow_modified)
+        bundle = load_dataset(dataset, data_dir, resources, prep_set, allow_modified)
         folder = find_teacher_run(results_dir, dataset, bundle.hash, seed=seed, split=split, ratios=ratios,
                                   teacher_run=teacher_run)
         if folder is None:

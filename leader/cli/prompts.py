@@ -9,28 +9,27 @@ Statistics: every visit of every patient of the dataset (protocol `every`, what 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 from rich.table import Table
 
 from bench.cli.console import stdout_console, user_errors
+from bench.cli.options import AllowModified, DataDir, Dataset, PrepSet, Resources, Seed, load_dataset, with_help
 from bench.errors import UserError
+
+PromptSeed = with_help(Seed, "seeds the split and the choice of printed prompts")
 
 
 def prompts(
-    dataset: str = typer.Option(..., "--dataset", "-d", help="registered dataset, see `bench ls datasets`"),
+    dataset: Dataset,
     n: int = typer.Option(3, "--n", help="number of prompts to print"),
     tokenizer: str = typer.Option("smollm2-135m", help="smollm2-135m | tiny-llama | a local Hugging Face model folder"),
     max_tokens: int = typer.Option(2048, help="token budget per prompt, EOS included (LEADER: 2048)"),
     max_history: int = typer.Option(3, help="at most this many earlier visits in a prompt (LEADER: 3)"),
-    seed: int = typer.Option(0, help="seeds the split and the choice of printed prompts"),
-    data_dir: Path = typer.Option(None, help="raw tables of a MIMIC dataset (prepared and cached on first use)"),
-    resources: Path = typer.Option(None, help="drug-knowledge folder (default: $MEDREC_RESOURCES)"),
-    allow_modified: bool = typer.Option(False, "--allow-modified-resources",
-                                        help="use drug-knowledge files whose sha256 differs from the pinned one "
-                                             "(`bench resources verify`)"),
-    prep_set: list[str] = typer.Option(None, "--prep-set", help="preprocessing option key=value, see `bench prepare --help`"),
+    seed: PromptSeed = 0,
+    data_dir: DataDir = None,
+    resources: Resources = None,
+    allow_modified: AllowModified = False,
+    prep_set: PrepSet = None,
 ) -> None:
     """Print N of DATASET's LEADER prompts and token-length statistics over all its samples.
 
@@ -42,17 +41,13 @@ def prompts(
         from bench.runner import check_seed
 
         check_seed(seed)
-        from bench.config import parse_assignments
         from bench.data import make_samples
-        from bench.loading import load_bundle
         from bench.splits import split_patients
         from leader.base_models import load_tokenizer
         from leader.prompts import fit_prompts
 
         tok = load_tokenizer(tokenizer)
-        bundle = load_bundle(dataset, data_dir=data_dir, resources=resources,
-                             overrides=parse_assignments(prep_set, option="--prep-set"),
-                             allow_modified_resources=allow_modified)
+        bundle = load_dataset(dataset, data_dir, resources, prep_set, allow_modified)
         shown = pick_samples(make_samples(split_patients(bundle.patients, "random", seed).test, "last"), n, seed)
         fitted_shown = fit_prompts(shown, bundle.titles, tok, max_tokens, max_history)
         fitted_all = fit_prompts(make_samples(bundle.patients, "every"), bundle.titles, tok, max_tokens, max_history)
