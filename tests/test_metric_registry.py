@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,9 +19,9 @@ from bench.analysis.significance import paired_metrics, ratio_terms
 from bench.cli import app
 from bench.metric_registry import METRICS, Inputs, Metric, model_metrics
 from bench.progress import Progress
-from bench.results import Predictions, read_predictions, write_predictions, write_run
 from bench.runner import RunOptions, run
 from bench.timing import TimingOptions
+from tests.test_rarity import results  # noqa: F401  (popular and `oracle` on synthetic-small, runs without recall)
 
 runner = CliRunner()
 FAST = TimingOptions(latency_samples=3, batch_size=16, min_seconds=0.0)
@@ -66,22 +65,6 @@ def test_malformed_entries_are_refused(bad):
                          per_sample=lambda x: x.recall), **bad})
 
 
-@pytest.fixture(scope="module")
-def old_runs(tmp_path_factory) -> Path:
-    """popular on synthetic-small and `oracle` (its exact targets as predictions), written before `recall`."""
-    folder = tmp_path_factory.mktemp("results")
-    record, run_folder = run(RunOptions(model="popular", dataset="synthetic-small", results_dir=folder, timing=FAST,
-                                        save_model=False), Progress())
-    preds = read_predictions(run_folder)
-    oracle = run_folder.parent.parent / "oracle" / "run-oracle"
-    write_predictions(oracle, Predictions(target=preds.target, predicted=preds.target,
-                                          scores=preds.target.astype(np.float32), patient_id=preds.patient_id,
-                                          visit_index=preds.visit_index, drugs=preds.drugs, ddi_adj=preds.ddi_adj))
-    write_run(oracle, {**record, "run_id": "run-oracle", "created_at": "2000-01-01",
-                       "model": {"name": "oracle", "config": {}}})
-    return folder
-
-
 @pytest.fixture
 def with_recall(monkeypatch):
     monkeypatch.setitem(METRICS, "recall", RECALL)
@@ -113,10 +96,10 @@ def _table(output: str, first: str) -> list[list[str]]:
     return [rows[0], *rows[2:]]
 
 
-def test_every_consumer_shows_a_new_entry(old_runs, with_recall, tmp_path, capsys):
+def test_every_consumer_shows_a_new_entry(results, with_recall, capsys):  # noqa: F811
     from bench.cli.run import print_summary
 
-    record, folder = run(RunOptions(model="popular", dataset="synthetic-small", results_dir=old_runs, timing=FAST,
+    record, folder = run(RunOptions(model="popular", dataset="synthetic-small", results_dir=results, timing=FAST,
                                     save_model=False), Progress())
     stored = json.loads((folder / "run.json").read_text())["metrics"]
     assert all("recall" in stored[group] for group in ("all", "single_visit", "multi_visit"))
@@ -124,7 +107,7 @@ def test_every_consumer_shows_a_new_entry(old_runs, with_recall, tmp_path, capsy
     print_summary(record, folder)
     assert "recall" in capsys.readouterr().out
 
-    out = runner.invoke(app, ["compare", "--results-dir", str(old_runs), "-f", "md", "--vs", "popular",
+    out = runner.invoke(app, ["compare", "--results-dir", str(results), "-f", "md", "--vs", "popular",
                               "--bootstrap", "50"])
     assert out.exit_code == 0, out.output
     head, *rows = _table(out.output, "| dataset | model |")
@@ -137,7 +120,7 @@ def test_every_consumer_shows_a_new_entry(old_runs, with_recall, tmp_path, capsy
     [oracle] = [dict(zip(head, row)) for row in rows if row[1] == "oracle"]
     assert oracle["Δ Recall"].startswith("+") and "*" in oracle["Δ Recall"]   # recomputed from predictions
 
-    out = runner.invoke(app, ["rarity", "--dataset", "synthetic-small", "--results-dir", str(old_runs), "-f", "csv"])
+    out = runner.invoke(app, ["rarity", "--dataset", "synthetic-small", "--results-dir", str(results), "-f", "csv"])
     assert out.exit_code == 0, out.output
     rarity = list(csv.DictReader(io.StringIO(out.output)))
     assert {r["model"] for r in rarity} == {"oracle", "popular"}
