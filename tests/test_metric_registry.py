@@ -1,4 +1,4 @@
-"""The metric registry drives every consumer: adding a metric is one entry (here a temporary `recall`,
+"""The metric registry drives every consumer: adding a metric is one entry (here a temporary `toy_recall`,
 registered with monkeypatch) and evaluation, run.json, `bench compare`, the paired tests, `bench rarity`,
 `bench ls metrics` and `bench run`'s summary all show it; runs written before it existed show n/a."""
 
@@ -21,12 +21,12 @@ from bench.metric_registry import METRICS, Inputs, Metric, model_metrics
 from bench.progress import Progress
 from bench.runner import RunOptions, run
 from bench.timing import TimingOptions
-from tests.test_rarity import results  # noqa: F401  (popular and `oracle` on synthetic-small, runs without recall)
+from tests.test_rarity import results  # noqa: F401  (popular and `oracle` on synthetic-small, runs without toy_recall)
 
 runner = CliRunner()
 FAST = TimingOptions(latency_samples=3, batch_size=16, min_seconds=0.0)
-RECALL = Metric("recall", "Recall", True, ("sets",), "mean set recall |P&T|/|T| (0 if T empty)",
-                lambda x: x.recall, short="Rec", groups=("all", "multi_visit"))
+TOY = Metric("toy_recall", "Toy recall", True, ("sets",), "mean set recall |P&T|/|T| (0 if T empty)",
+             lambda x: x.recall, short="Toy", groups=("all", "multi_visit"))
 
 
 def _inputs(n: int = 30, d: int = 8, seed: int = 0) -> Inputs:
@@ -67,22 +67,22 @@ def test_malformed_entries_are_refused(bad):
 
 
 @pytest.fixture
-def with_recall(monkeypatch):
-    monkeypatch.setitem(METRICS, "recall", RECALL)
+def with_toy(monkeypatch):
+    monkeypatch.setitem(METRICS, TOY.name, TOY)
 
 
-def test_evaluation_and_patients_pick_up_a_new_entry(with_recall):
+def test_evaluation_and_patients_pick_up_a_new_entry(with_toy):
     x = _inputs(seed=1)
     expected = recall_score(x.y_true, x.y_pred, average="samples", zero_division=0)
     result = metrics.evaluate(x.y_true, x.scores, ddi_adj=x.ddi_adj, rounds=3)["all"]
-    assert result["point"]["recall"] == pytest.approx(expected)
-    assert list(result["point"])[-1] == "recall" and result["metrics"]["recall"]["std"] is not None
+    assert result["point"]["toy_recall"] == pytest.approx(expected)
+    assert list(result["point"])[-1] == "toy_recall" and result["metrics"]["toy_recall"]["std"] is not None
     patients = np.repeat(np.arange(10), 3)
     per_patient = metrics.evaluate(x.y_true, x.scores, ddi_adj=x.ddi_adj, patient_ids=patients, rounds=0)["all"]
-    by_patient = metrics.per_sample_metrics(x.y_true, x.y_pred, x.scores, x.ddi_adj)["recall"].reshape(10, 3)
-    assert per_patient["point"]["recall"] == pytest.approx(by_patient.mean(axis=1).mean())
+    by_patient = metrics.per_sample_metrics(x.y_true, x.y_pred, x.scores, x.ddi_adj)["toy_recall"].reshape(10, 3)
+    assert per_patient["point"]["toy_recall"] == pytest.approx(by_patient.mean(axis=1).mean())
     terms = ratio_terms(metrics.per_sample_metrics(x.y_true, x.y_pred, x.scores, x.ddi_adj))
-    assert "recall" in terms and terms["recall"][0].mean() == pytest.approx(expected)
+    assert "toy_recall" in terms and terms["toy_recall"][0].mean() == pytest.approx(expected)
 
 
 def _table(output: str, first: str) -> list[list[str]]:
@@ -97,35 +97,35 @@ def _table(output: str, first: str) -> list[list[str]]:
     return [rows[0], *rows[2:]]
 
 
-def test_every_consumer_shows_a_new_entry(results, with_recall, capsys):  # noqa: F811
+def test_every_consumer_shows_a_new_entry(results, with_toy, capsys):  # noqa: F811
     from bench.cli.run import print_summary
 
     record, folder = run(RunOptions(model="popular", dataset="synthetic-small", results_dir=results, timing=FAST,
                                     save_model=False), Progress())
     stored = json.loads((folder / "run.json").read_text())["metrics"]
-    assert all("recall" in stored[group] for group in ("all", "single_visit", "multi_visit"))
+    assert all("toy_recall" in stored[group] for group in ("all", "single_visit", "multi_visit"))
 
     print_summary(record, folder)
-    assert "recall" in capsys.readouterr().out
+    assert "toy_recall" in capsys.readouterr().out
 
     out = runner.invoke(app, ["compare", "--results-dir", str(results), "-f", "md", "--vs", "popular",
                               "--bootstrap", "50"])
     assert out.exit_code == 0, out.output
     head, *rows = _table(out.output, "| dataset | model |")
-    assert "Recall" in head and "Rec multi" in head and "Rec single" not in head
+    assert "Toy recall" in head and "Toy multi" in head and "Toy single" not in head
     cells = {row[1]: dict(zip(head, row)) for row in rows}
-    assert cells["oracle"]["Recall"] == "n/a"                       # written before recall existed
-    assert float(cells["popular"]["Recall"].split(" ± ")[0]) == pytest.approx(stored["all"]["recall"]["mean"],
+    assert cells["oracle"]["Toy recall"] == "n/a"                       # written before toy_recall existed
+    assert float(cells["popular"]["Toy recall"].split(" ± ")[0]) == pytest.approx(stored["all"]["toy_recall"]["mean"],
                                                                                 abs=5e-5)
     head, *rows = _table(out.output, "| dataset | model | Δ")
     [oracle] = [dict(zip(head, row)) for row in rows if row[1] == "oracle"]
-    assert oracle["Δ Recall"].startswith("+") and "*" in oracle["Δ Recall"]   # recomputed from predictions
+    assert oracle["Δ Toy recall"].startswith("+") and "*" in oracle["Δ Toy recall"]   # recomputed from predictions
 
     out = runner.invoke(app, ["rarity", "--dataset", "synthetic-small", "--results-dir", str(results), "-f", "csv"])
     assert out.exit_code == 0, out.output
     rarity = list(csv.DictReader(io.StringIO(out.output)))
     assert {r["model"] for r in rarity} == {"oracle", "popular"}
-    assert all(float(r["recall"]) == 1.0 for r in rarity if r["model"] == "oracle")
+    assert all(float(r["toy_recall"]) == 1.0 for r in rarity if r["model"] == "oracle")
 
     out = runner.invoke(app, ["ls", "metrics"])
-    assert "recall" in out.output and "Recall" in out.output
+    assert "toy_recall" in out.output and "Toy recall" in out.output
