@@ -1,58 +1,27 @@
-"""Medication-recommendation metrics (GAMENet / SafeDrug definitions), vectorised.
+"""Evaluation of medication recommendations, vectorised, driven by the metric registry.
+
+The metrics themselves (names, directions, definitions, per-sample functions, pooled or mean) are
+declared once in :mod:`bench.metric_registry`; this module validates inputs, computes every
+registered metric per sample, collapses samples into patients, aggregates with resampling and
+returns what run.json stores.
 
 Shapes: ``n`` samples (visits), ``d`` drugs.  ``y_true``/``y_pred`` are bool
 ``[n, d]``, ``scores`` float ``[n, d]`` in [0, 1], ``ddi_adj`` bool ``[d, d]``
 (symmetric, False diagonal).
 
-Per sample (T = target set, P = predicted set):
-
-* jaccard = |P & T| / |P | T|, 0/0 -> 0
-* f1 = 2 p r / (p + r) with p = |P & T| / |P| (0 if P empty), r = |P & T| / |T|
-  (0 if T empty); 0 when p + r = 0
-* prauc = sklearn ``average_precision_score(y_true_row, score_row)`` (step-wise,
-  one threshold per distinct score value); 0.0 for a row without positives
-* avg_drugs = |P|
-
-DDI rate = sum of interacting unordered pairs / sum of unordered pairs, pooled
-over samples (0 if there are no pairs at all); ``ddi_rate_true`` is the same on
-the target sets.
-
-With ``patient_ids`` (GAMENet/SafeDrug "every visit" protocol) jaccard, f1 and
-prauc are averaged per patient then over patients, DDI counts are pooled, and
-avg_drugs is the pooled number of drugs per visit (``med_cnt / visit_cnt`` as in
-the reference code), which equals the mean of |P| over visits.
+With ``patient_ids`` (GAMENet/SafeDrug "every visit" protocol) mean metrics (jaccard, f1, prauc)
+are averaged per patient then over patients, and pooled metrics (DDI rates, avg_drugs = drugs per
+visit, ``med_cnt / visit_cnt`` as in the reference code) sum their parts per patient and pool them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-__all__ = ["MetricSpec", "METRICS", "per_sample_metrics", "aggregate", "per_patient", "evaluate"]
+from bench.metric_registry import METRICS, Inputs, Metric, average_precision_rows
 
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """Description of one reported metric."""
-
-    name: str
-    higher_is_better: bool | None  # None for neutral metrics
-    needs_scores: bool
-    description: str
-
-
-METRICS: dict[str, MetricSpec] = {
-    "jaccard": MetricSpec("jaccard", True, False, "mean |P&T|/|P|T| (0/0 -> 0)"),
-    "f1": MetricSpec("f1", True, False, "mean set F1 from set precision and recall"),
-    "prauc": MetricSpec("prauc", True, True, "mean average precision of scores (sklearn)"),
-    "ddi_rate": MetricSpec("ddi_rate", False, False, "pooled interacting pairs / pairs, predictions"),
-    "ddi_rate_true": MetricSpec("ddi_rate_true", None, False, "pooled DDI rate of the ground truth"),
-    "avg_drugs": MetricSpec("avg_drugs", None, False, "mean number of predicted drugs per visit"),
-}
-
-_MEAN_KEYS = ("jaccard", "f1", "prauc")
-_COUNT_KEYS = ("ddi_pairs", "all_pairs", "ddi_pairs_true", "all_pairs_true")
+__all__ = ["Metric", "METRICS", "average_precision_rows", "per_sample_metrics", "unit_terms", "aggregate",
+           "per_patient", "evaluate"]
 
 
 # --------------------------------------------------------------------------- validation
@@ -96,70 +65,51 @@ def _validate(
 
 
 # --------------------------------------------------------------------------- per sample
-def average_precision_rows(y_true: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Row-wise sklearn ``average_precision_score``; bool [n, d], float [n, d] -> float [n].
-
-    Rows are sorted by descending score; precision is read at the last position
-    of each run of tied scores (one threshold per distinct value), and each
-    positive contributes ``precision_at_its_threshold / n_pos``, which equals
-    sum_k (R_k - R_{k-1}) P_k.  Rows with no positive give 0.0.
-    """
-    n, d = scores.shape
-    order = np.argsort(-scores, axis=1, kind="stable")
-    s = np.take_along_axis(scores, order, axis=1)
-    t = np.take_along_axis(y_true, order, axis=1).astype(float)
-    precision = np.cumsum(t, axis=1) / np.arange(1, d + 1)
-    is_end = np.ones((n, d), dtype=bool)
-    is_end[:, :-1] = s[:, :-1] != s[:, 1:]
-    # index of the end of the tie run containing each position: min{j >= i : is_end[j]}
-    end_at = np.where(is_end, np.arange(d), d)
-    end_idx = np.minimum.accumulate(end_at[:, ::-1], axis=1)[:, ::-1]
-    p_at_threshold = np.take_along_axis(precision, end_idx, axis=1)
-    n_pos = t.sum(axis=1)
-    num = (t * p_at_threshold).sum(axis=1)
-    return np.divide(num, n_pos, out=np.zeros(n), where=n_pos > 0)
-
-
 def per_sample_metrics(
     y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray | None, ddi_adj: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Per-sample metrics and DDI counts.
+    """Every registered metric per sample.
 
     Args:
         y_true: bool/0-1 [n, d] target sets.
         y_pred: bool/0-1 [n, d] predicted sets.
-        scores: float [n, d] in [0, 1] or None (then 'prauc' is omitted).
+        scores: float [n, d] in [0, 1] or None (then metrics that need scores, 'prauc', are omitted).
         ddi_adj: bool/0-1 [d, d] symmetric DDI graph with False diagonal.
 
     Returns:
-        float arrays [n]: 'jaccard', 'f1', 'prauc' (if scores), 'avg_drugs' (= |P|),
-        'ddi_pairs', 'all_pairs' (predictions) and 'ddi_pairs_true',
-        'all_pairs_true' (targets), so pooled DDI rates can be recomputed.
+        float arrays [n], in registry order: a mean metric's values under its name ('jaccard', 'f1',
+        'prauc'), a pooled metric's numerator and denominator under its `parts` names ('ddi_pairs',
+        'all_pairs'; 'ddi_pairs_true', 'all_pairs_true'; 'avg_drugs' = |P|, 'n_visits' = 1).
     """
-    y_true, y_pred, scores, ddi_adj = _validate(y_true, y_pred, scores, ddi_adj)
-    n = y_true.shape[0]
-    inter = (y_true & y_pred).sum(axis=1).astype(float)
-    union = (y_true | y_pred).sum(axis=1).astype(float)
-    n_pred = y_pred.sum(axis=1).astype(float)
-    n_true = y_true.sum(axis=1).astype(float)
-
-    def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.divide(a, b, out=np.zeros(n), where=b > 0)
-
-    prec, rec = _div(inter, n_pred), _div(inter, n_true)
-    out: dict[str, np.ndarray] = {
-        "jaccard": _div(inter, union),
-        "f1": _div(2.0 * prec * rec, prec + rec),
-    }
-    if scores is not None:
-        out["prauc"] = average_precision_rows(y_true, scores)
-    out["avg_drugs"] = n_pred
-    adj = ddi_adj.astype(float)
-    for suffix, x, k in (("", y_pred, n_pred), ("_true", y_true, n_true)):
-        xf = x.astype(float)
-        out["ddi_pairs" + suffix] = ((xf @ adj) * xf).sum(axis=1) / 2.0  # exact in float64
-        out["all_pairs" + suffix] = k * (k - 1) / 2.0
+    inputs = Inputs(*_validate(y_true, y_pred, scores, ddi_adj))
+    out: dict[str, np.ndarray] = {}
+    for metric in METRICS.values():
+        if "scores" in metric.needs and inputs.scores is None:
+            continue
+        values = metric.per_sample(inputs)
+        if metric.parts is None:
+            out[metric.name] = values
+        else:
+            out.update(zip(metric.parts, values))
     return out
+
+
+def unit_terms(units: dict[str, np.ndarray], metric: Metric) -> tuple[np.ndarray, np.ndarray] | None:
+    """(numerator, denominator) float [m] of `metric` per unit, or None when `units` lacks it.
+
+    `units` is :func:`per_sample_metrics`' output or :func:`per_patient`'s; a mean metric's
+    denominator is 1 per unit. The metric over units weighted by counts w [m] is
+    (w @ numerator) / (w @ denominator), `metric.empty` when the denominator is 0.
+    """
+    if metric.parts is None:
+        if metric.name not in units:
+            return None
+        values = np.asarray(units[metric.name], float)
+        return values, np.ones(len(values))
+    if not all(part in units for part in metric.parts):
+        return None
+    num, den = (np.asarray(units[part], float) for part in metric.parts)
+    return num, den
 
 
 # --------------------------------------------------------------------------- aggregation
@@ -167,18 +117,16 @@ def aggregate(per_sample: dict[str, np.ndarray], index: np.ndarray | None = None
     """Metric values over the units selected by ``index``.
 
     Args:
-        per_sample: output of :func:`per_sample_metrics` (arrays [m]); may also be a
-            per-unit table with 'n_visits' [m] (visits per unit), in which case
-            'avg_drugs' holds each unit's total drug count and is pooled per visit.
+        per_sample: output of :func:`per_sample_metrics` or :func:`per_patient` (arrays [m]).
         index: int [k] unit indices, repeats allowed (counted with multiplicity);
             default all units.
 
     Returns:
-        {'jaccard', 'f1', 'prauc' (if present), 'ddi_rate', 'ddi_rate_true',
-        'avg_drugs'}: weighted means of the per-unit metrics, pooled DDI rates.
-        Means over an empty selection are nan.
+        {metric: value} in registry order for every metric present ('prauc' only with scores):
+        weighted means of mean metrics, pooled ratios of pooled ones. Over an empty selection a
+        mean is nan, a pooled metric its `empty` value.
     """
-    m = len(per_sample["jaccard"])
+    m = len(next(iter(per_sample.values())))
     if index is None:
         w = np.ones(m)
     else:
@@ -188,23 +136,13 @@ def aggregate(per_sample: dict[str, np.ndarray], index: np.ndarray | None = None
         if index.size and (index.min() < 0 or index.max() >= m):
             raise ValueError(f"index out of range for {m} units")
         w = np.bincount(index, minlength=m).astype(float)
-    total = w.sum()
-
-    def _mean(x: np.ndarray) -> float:
-        return float(w @ x / total) if total > 0 else float("nan")
-
-    def _pooled(num: np.ndarray, den: np.ndarray) -> float:
-        d = float(w @ den)
-        return float(w @ num) / d if d > 0 else 0.0
-
-    out = {k: _mean(per_sample[k]) for k in _MEAN_KEYS if k in per_sample}
-    out["ddi_rate"] = _pooled(per_sample["ddi_pairs"], per_sample["all_pairs"])
-    out["ddi_rate_true"] = _pooled(per_sample["ddi_pairs_true"], per_sample["all_pairs_true"])
-    if "n_visits" in per_sample:
-        visits = float(w @ per_sample["n_visits"])
-        out["avg_drugs"] = float(w @ per_sample["avg_drugs"]) / visits if visits > 0 else float("nan")
-    else:
-        out["avg_drugs"] = _mean(per_sample["avg_drugs"])
+    out = {}
+    for metric in METRICS.values():
+        terms = unit_terms(per_sample, metric)
+        if terms is None:
+            continue
+        den = float(w @ terms[1])  # exact: w and the denominators are whole numbers
+        out[metric.name] = float(w @ terms[0]) / den if den > 0 else metric.empty
     return out
 
 
@@ -216,16 +154,20 @@ def per_patient(ps: dict[str, np.ndarray], patient_ids: np.ndarray) -> dict[str,
         patient_ids: [n] patient of each sample.
 
     Returns:
-        per-patient means of 'jaccard', 'f1', 'prauc' (if present); sums of the DDI pair counts and of
-        'avg_drugs' (total drugs); 'n_visits' (samples per patient). :func:`aggregate` pools these.
+        per-patient means of mean metrics ('jaccard', 'f1', 'prauc' if present) and sums of pooled
+        metrics' parts (DDI pair counts, 'avg_drugs' = total drugs, 'n_visits' = visits).
+        :func:`aggregate` pools these.
     """
     _, inv = np.unique(patient_ids, return_inverse=True)
     inv = inv.ravel()
     cnt = np.bincount(inv).astype(float)
-    out = {k: np.bincount(inv, weights=ps[k]) / cnt for k in _MEAN_KEYS if k in ps}
-    for k in (*_COUNT_KEYS, "avg_drugs"):
-        out[k] = np.bincount(inv, weights=ps[k])  # sums; avg_drugs = total drugs
-    out["n_visits"] = cnt
+    out = {}
+    for metric in METRICS.values():
+        if metric.parts is None and metric.name in ps:
+            out[metric.name] = np.bincount(inv, weights=ps[metric.name]) / cnt
+        for part in metric.parts or ():
+            if part in ps:
+                out[part] = np.bincount(inv, weights=ps[part])
     return out
 
 
@@ -261,7 +203,7 @@ def evaluate(
     Returns:
         {group: {"n": n_samples, "point": {metric: float|None},
                  "metrics": {metric: {"mean": float|None, "std": float|None}}}}
-        with metrics in METRICS order; std is np.std (ddof=0) over rounds.
+        with metrics in registry order (bench.metric_registry.METRICS); std is np.std (ddof=0) over rounds.
     """
     if (scores is None) == (y_pred is None):
         raise ValueError("give exactly one of scores / y_pred")
@@ -275,7 +217,7 @@ def evaluate(
         scores = np.asarray(scores, dtype=float)
         y_pred = scores >= threshold
     ps = per_sample_metrics(y_true, y_pred, scores, ddi_adj)
-    n = len(ps["jaccard"])
+    n = len(y_pred)
     if groups is None:
         groups = {"all": np.ones(n, dtype=bool)}
     if patient_ids is not None:
@@ -290,7 +232,7 @@ def evaluate(
             raise ValueError(f"groups[{name!r}] must be a bool mask of shape ({n},), got {mask.shape}")
         sub = {k: v[mask] for k, v in ps.items()}
         units = sub if patient_ids is None else per_patient(sub, patient_ids[mask])
-        n_units = len(units["jaccard"])
+        n_units = len(next(iter(units.values())))
         point: dict[str, float | None] = dict.fromkeys(METRICS)
         spread: dict[str, dict[str, float | None]] = {k: {"mean": None, "std": None} for k in METRICS}
         if n_units > 0:

@@ -101,12 +101,12 @@ def test_user_errors_are_one_line(args, message, tmp_path):
 
 
 def test_best_ddi_ignores_models_that_predict_almost_nothing():
-    from bench.analysis.compare import COLUMNS, build_rows
+    from bench.analysis.compare import build_rows, columns
 
     def record(model, ddi, drugs):
         metrics = {"ddi_rate": {"mean": ddi, "std": 0.0}, "avg_drugs": {"mean": drugs, "std": 0.0}}
         return {"model": {"name": model}, "dataset": {"name": "d"}, "metrics": {"all": metrics}, "timing": {}}
 
     rows = build_rows([record("silent", 0.0, 0.02), record("a", 0.05, 10.0), record("b", 0.07, 11.0)])
-    ddi = [c.key for c in COLUMNS].index("ddi_rate")
+    ddi = [c.key for c in columns()].index("ddi_rate")
     assert [cells[ddi].best for _, cells in rows] == [False, True, False]

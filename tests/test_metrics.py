@@ -24,7 +24,10 @@ def test_metric_spec_order():
     assert list(METRICS) == ["jaccard", "f1", "prauc", "ddi_rate", "ddi_rate_true", "avg_drugs"]
     assert METRICS["ddi_rate"].higher_is_better is False
     assert METRICS["avg_drugs"].higher_is_better is None
-    assert METRICS["prauc"].needs_scores
+    assert METRICS["prauc"].needs == ("scores",)
+    assert METRICS["ddi_rate"].parts == ("ddi_pairs", "all_pairs")  # pooled, not a mean per sample
+    assert METRICS["avg_drugs"].parts == ("avg_drugs", "n_visits")
+    assert METRICS["jaccard"].parts is None
 
 
 def test_hand_computed_sets():

@@ -11,7 +11,7 @@ from bench.cli import app
 from bench.errors import UserError
 from bench.analysis.paired import NO_GRAPH, paired_table
 from bench.results import SCHEMA_VERSION, Predictions, read_predictions, read_runs, write_predictions, write_run
-from bench.analysis.significance import (PAIRED_METRICS, align_keys, bootstrap_counts, p_value, paired_bootstrap,
+from bench.analysis.significance import (align_keys, bootstrap_counts, p_value, paired_bootstrap, paired_metrics,
                                 ratio_terms)
 
 N, D = 60, 12
@@ -36,7 +36,7 @@ def test_identical_predictions_give_zero_difference_and_p_one():
     target, scores, predicted = _case()
     terms = _terms(target, scores, predicted)
     result = paired_bootstrap(terms, terms, n_boot=500, seed=1)
-    for name in PAIRED_METRICS:
+    for name in paired_metrics():
         d = result[name]
         assert d.diff == 0 and d.low == 0 and d.high == 0
         assert d.p_value == 1.0 and not d.significant
@@ -66,7 +66,7 @@ def test_point_values_and_replicates_match_metrics_aggregate():
     terms = ratio_terms(per_sample)
     full = metrics.aggregate(per_sample)
     result = paired_bootstrap(terms, terms, n_boot=10, seed=0)
-    for name in PAIRED_METRICS:
+    for name in paired_metrics():
         assert result[name].reference == pytest.approx(full[name])
     # one count matrix row = one index vector of metrics.aggregate
     idx = np.random.default_rng(7).integers(0, N, size=(4, N))
@@ -85,7 +85,7 @@ def test_every_protocol_resamples_patients_like_the_runner():
     assert len(terms["jaccard"][0]) == N // 3
     point = metrics.evaluate(target, scores, ddi_adj=ADJ, patient_ids=patients, rounds=0)["all"]["point"]
     result = paired_bootstrap(terms, terms, n_boot=5)
-    for name in PAIRED_METRICS:
+    for name in paired_metrics():
         assert result[name].reference == pytest.approx(point[name])
 
 
@@ -94,7 +94,7 @@ def test_interval_contains_the_difference_and_missing_prauc_is_none():
     _, other_scores, other_predicted = _case(6)
     a, b = _terms(target, scores, predicted), _terms(target, other_scores, other_predicted)
     result = paired_bootstrap(a, b, n_boot=300, seed=2)
-    for name in PAIRED_METRICS:
+    for name in paired_metrics():
         assert result[name].low <= result[name].diff <= result[name].high
     hard = _terms(target, None, other_predicted)
     assert "prauc" not in hard

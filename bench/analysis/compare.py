@@ -17,6 +17,7 @@ from rich.console import Group
 from rich.table import Table
 
 from bench.analysis.reference import base_model, source
+from bench.metric_registry import Metric, model_metrics
 from bench.timing import BELOW_RESOLUTION, TIMING_VERSION, timing_version
 
 Better = Literal["high", "low"] | None
@@ -32,6 +33,7 @@ class Column:
     digits: int
     below_flag: str | None = None   # timing flag that marks a null value as below the timer resolution
     significant: bool = False       # values under 1 keep 3 significant digits (a fast latency is not 0.000)
+    min_drugs: float = 0.0          # best only among runs predicting >= this many drugs per visit (Metric)
 
 
 def _metric(group: str, name: str) -> Callable[[dict[str, Any]], tuple[float | None, float | None]]:
@@ -45,21 +47,35 @@ def _timing(name: str) -> Callable[[dict[str, Any]], tuple[float | None, float |
     return lambda record: (record.get("timing", {}).get(name), None)
 
 
-COLUMNS: tuple[Column, ...] = (
-    Column("jaccard", "Jaccard", _metric("all", "jaccard"), "high", 4),
-    Column("f1", "F1", _metric("all", "f1"), "high", 4),
-    Column("prauc", "PRAUC", _metric("all", "prauc"), "high", 4),
-    Column("ddi_rate", "DDI", _metric("all", "ddi_rate"), "low", 4),
-    Column("avg_drugs", "#drugs", _metric("all", "avg_drugs"), None, 2),
-    Column("jaccard_single", "Jac single", _metric("single_visit", "jaccard"), "high", 4),
-    Column("jaccard_multi", "Jac multi", _metric("multi_visit", "jaccard"), "high", 4),
-    Column("prauc_single", "PRAUC single", _metric("single_visit", "prauc"), "high", 4),
-    Column("prauc_multi", "PRAUC multi", _metric("multi_visit", "prauc"), "high", 4),
+TIMING_COLUMNS: tuple[Column, ...] = (
     Column("fit_seconds", "fit s", _timing("fit_seconds"), "low", 1),
     Column("latency_ms_p50", "p50 ms", _timing("latency_ms_p50"), "low", 3, "latency_below_resolution", True),
     Column("throughput_per_s", "samples/s", _timing("throughput_per_s"), "high", 0, "throughput_below_resolution",
            True),
 )
+
+
+def metric_columns() -> tuple[list[Column], list[Column]]:
+    """The metric columns from the registry (bench.metric_registry): every model metric on all test
+    samples, then each metric on its other groups ("jaccard_single", header "Jac single")."""
+    metrics = model_metrics()
+
+    def column(metric: Metric, group: str) -> Column:
+        suffix = "" if group == "all" else group.removesuffix("_visit")
+        return Column(f"{metric.name}_{suffix}" if suffix else metric.name,
+                      f"{metric.short or metric.label} {suffix}" if suffix else metric.label,
+                      _metric(group, metric.name), metric.better, metric.digits, min_drugs=metric.min_drugs_to_rank)
+
+    return ([column(m, "all") for m in metrics],
+            [column(m, group) for m in metrics for group in m.groups if group != "all"])
+
+
+def columns() -> tuple[Column, ...]:
+    """Every column of the comparison: the registry's metric columns, then the timing columns."""
+    main, by_group = metric_columns()
+    return (*main, *by_group, *TIMING_COLUMNS)
+
+
 OLD_TIMING_COLUMNS = ("latency_ms_p50", "throughput_per_s")   # marked when timed before timing version 2
 OLD_TIMING_MARK = "†"
 OLD_TIMING_NOTE = (f"{OLD_TIMING_MARK} timed before timing version {TIMING_VERSION}: the test samples' input "
@@ -86,26 +102,26 @@ class Cell:
         return body + self.mark
 
 
-# A DDI rate only counts as best for a model that predicts at least this many drugs per visit on
-# average: a model that predicts (almost) nothing has (almost) no interactions.
-MIN_DRUGS_FOR_BEST_DDI = 1.0
-
-
 def _ranked(col: Column, record: dict[str, Any]) -> bool:
-    if col.key != "ddi_rate":
+    """Whether `record` takes part in the column's best-value marking (Metric.min_drugs_to_rank: a DDI
+    rate only counts for a model that predicts at least one drug per visit on average)."""
+    if col.min_drugs <= 0:
         return True
     drugs = _metric("all", "avg_drugs")(record)[0]
-    return drugs is not None and drugs >= MIN_DRUGS_FOR_BEST_DDI
+    return drugs is not None and drugs >= col.min_drugs
 
 
-def build_rows(runs: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[Cell]]]:
-    """One row per run; a cell is best when it is the best value of its column within its dataset
-    (DDI only among models predicting >= MIN_DRUGS_FOR_BEST_DDI drugs per visit)."""
-    values = [[col.get(r) for col in COLUMNS] for r in runs]
+def build_rows(runs: list[dict[str, Any]],
+               cols: tuple[Column, ...] | None = None) -> list[tuple[dict[str, Any], list[Cell]]]:
+    """One row per run over `cols` (default: columns()); a cell is best when it is the best value of its
+    column within its dataset, by the metric's direction (DDI only among models predicting at least
+    one drug per visit)."""
+    cols = columns() if cols is None else cols
+    values = [[col.get(r) for col in cols] for r in runs]
     rows = []
     for i, record in enumerate(runs):
         cells = []
-        for j, col in enumerate(COLUMNS):
+        for j, col in enumerate(cols):
             value, std = values[i][j]
             peers = [values[k][j][0] for k, other in enumerate(runs)
                      if other["dataset"]["name"] == record["dataset"]["name"] and values[k][j][0] is not None
@@ -124,18 +140,18 @@ def build_rows(runs: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[Ce
     return rows
 
 
-def _rich_table(rows: list[tuple[dict[str, Any], list[Cell]]], title: str, columns: range,
+def _rich_table(rows: list[tuple[dict[str, Any], list[Cell]]], title: str, cols: tuple[Column, ...], shown: range,
                 with_std: bool = True) -> Table:
     table = Table(title=title)
     table.add_column("dataset")
     table.add_column("model")
-    for j in columns:
-        table.add_column(COLUMNS[j].header, justify="right")
+    for j in shown:
+        table.add_column(cols[j].header, justify="right")
     for record, cells in rows:
         texts = []
-        for j in columns:
+        for j in shown:
             cell = cells[j] if with_std else replace(cells[j], std=None)
-            text = cell.text(COLUMNS[j].digits)
+            text = cell.text(cols[j].digits)
             texts.append(f"[bold green]{text}[/]" if cell.best else text)
         table.add_row(record["dataset"]["name"], record["model"]["name"], *texts)
     return table
@@ -155,19 +171,22 @@ def _csv_cells(cell: Cell) -> tuple[Any, Any]:
 
 def render(runs: list[dict[str, Any]], fmt: str) -> str | Group:
     """The comparison as two rich Tables (`table`) or as Markdown / CSV / LaTeX text."""
-    rows = build_rows(runs)
+    cols = columns()
+    rows = build_rows(runs, cols)
     notes = footnotes(runs)
     if fmt == "table":
-        cost = _rich_table(rows, "single- vs multi-visit (mean) and cost", range(5, len(COLUMNS)), with_std=False)
+        n_main = len(metric_columns()[0])
+        cost = _rich_table(rows, "single- vs multi-visit (mean) and cost", cols, range(n_main, len(cols)),
+                           with_std=False)
         if notes:
             cost.caption = " ".join(notes)
-        return Group(_rich_table(rows, "accuracy: mean ± std over resampling rounds (best in bold green)",
-                                 range(0, 5)), cost)
+        return Group(_rich_table(rows, "accuracy: mean ± std over resampling rounds (best in bold green)", cols,
+                                 range(0, n_main)), cost)
     if fmt == "md":
-        lines = ["| dataset | model | " + " | ".join(c.header for c in COLUMNS) + " |",
-                 "|---|---|" + "---:|" * len(COLUMNS)]
+        lines = ["| dataset | model | " + " | ".join(c.header for c in cols) + " |",
+                 "|---|---|" + "---:|" * len(cols)]
         for record, cells in rows:
-            texts = [f"**{c.text(col.digits)}**" if c.best else c.text(col.digits) for c, col in zip(cells, COLUMNS)]
+            texts = [f"**{c.text(col.digits)}**" if c.best else c.text(col.digits) for c, col in zip(cells, cols)]
             lines.append(f"| {record['dataset']['name']} | {record['model']['name']} | " + " | ".join(texts) + " |")
         lines += ["", *notes] if notes else []
         return "\n".join(lines) + "\n"
@@ -175,17 +194,17 @@ def render(runs: list[dict[str, Any]], fmt: str) -> str | Group:
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(["dataset", "model", "source", "run_id",
-                         *(h for c in COLUMNS for h in (c.key, f"{c.key}_std")), "timing_version"])
+                         *(h for c in cols for h in (c.key, f"{c.key}_std")), "timing_version"])
         for record, cells in rows:
             writer.writerow([record["dataset"]["name"], base_model(record), source(record), record["run_id"],
                              *(v for c in cells for v in _csv_cells(c)), timing_version(record)])
         return out.getvalue()
     if fmt == "latex":
-        lines = [r"\begin{tabular}{ll" + "r" * len(COLUMNS) + "}", r"\toprule",
-                 "dataset & model & " + " & ".join(c.header for c in COLUMNS) + r" \\", r"\midrule"]
+        lines = [r"\begin{tabular}{ll" + "r" * len(cols) + "}", r"\toprule",
+                 "dataset & model & " + " & ".join(c.header for c in cols) + r" \\", r"\midrule"]
         for record, cells in rows:
             texts = [_latex(rf"\textbf{{{c.text(col.digits)}}}" if c.best else c.text(col.digits))
-                     for c, col in zip(cells, COLUMNS)]
+                     for c, col in zip(cells, cols)]
             lines.append(f"{record['dataset']['name']} & {record['model']['name']} & " + " & ".join(texts) + r" \\")
         lines += [r"\bottomrule", r"\end{tabular}"]
         lines += [_latex(note) + r" \\" for note in notes]

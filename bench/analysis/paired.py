@@ -19,9 +19,10 @@ from rich.table import Table
 
 from bench import metrics
 from bench.errors import UserError
+from bench.metric_registry import METRICS
 from bench.results import Predictions, read_predictions
-from bench.analysis.significance import (PAIRED_METRICS, SIGNIFICANT, Difference, align_keys, paired_bootstrap,
-                                        ratio_terms)
+from bench.analysis.significance import (SIGNIFICANT, Difference, align_keys, paired_bootstrap, paired_metrics,
+                                         ratio_terms)
 
 __all__ = ["PairedRow", "PairedTable", "paired_table", "paired_caption", "render_paired"]
 
@@ -128,8 +129,8 @@ def paired_table(runs: list[dict[str, Any]], reference: str, *, n_boot: int = 10
             graph, why = _shared_graph(ref, other)
             adj = graph if graph is not None else np.zeros((len(ref.predictions.drugs),) * 2, dtype=bool)
             diffs = paired_bootstrap(_terms(ref, identity, adj), _terms(other, order, adj), n_boot=n_boot, seed=seed)
-            if graph is None:
-                diffs["ddi_rate"] = None
+            if graph is None:   # every metric that reads the DDI graph is n/a
+                diffs.update({name: None for name in diffs if "ddi" in METRICS[name].needs})
                 (no_graph if why == "missing" else other_graph).append(other.name)
             rows.append(PairedRow(dataset, other.name, diffs))
         if no_graph:
@@ -140,14 +141,10 @@ def paired_table(runs: list[dict[str, Any]], reference: str, *, n_boot: int = 10
     return PairedTable(reference, n_boot, seed, rows, notes)
 
 
-_PAIRED_HEADERS = {"jaccard": "Jaccard", "f1": "F1", "prauc": "PRAUC", "ddi_rate": "DDI", "avg_drugs": "#drugs"}
-_DIGITS = {"avg_drugs": 2}
-
-
 def _diff_text(d: Difference | None, name: str, sep: str = " ") -> str:
     if d is None:
         return "n/a"
-    k = _DIGITS.get(name, 4)
+    k = METRICS[name].digits
     return f"{d.diff:+.{k}f}{'*' if d.significant else ''}{sep}[{d.low:+.{k}f}, {d.high:+.{k}f}]{sep}p={d.p_value:.3f}"
 
 
@@ -159,27 +156,28 @@ def paired_caption(table: PairedTable) -> str:
 
 def render_paired(table: PairedTable, fmt: str) -> str | Table:
     """The paired comparison as a rich Table (`table`) or Markdown / CSV / LaTeX text."""
-    head = ["dataset", "model", *(f"Δ {_PAIRED_HEADERS[m]}" for m in PAIRED_METRICS)]
-    rows = [(r, [r.differences[m] for m in PAIRED_METRICS]) for r in table.rows]
+    names = paired_metrics()
+    head = ["dataset", "model", *(f"Δ {METRICS[m].label}" for m in names)]
+    rows = [(r, [r.differences.get(m) for m in names]) for r in table.rows]
     if fmt == "table":
         out = Table(title=paired_caption(table), caption="\n".join(table.notes) or None)
         for i, h in enumerate(head):
             out.add_column(h, justify="left" if i < 2 else "right")
         for r, diffs in rows:
-            texts = [_diff_text(d, m, "\n") for d, m in zip(diffs, PAIRED_METRICS)]
+            texts = [_diff_text(d, m, "\n") for d, m in zip(diffs, names)]
             out.add_row(r.dataset, r.model, *(f"[bold]{t}[/]" if d is not None and d.significant else t
                                               for t, d in zip(texts, diffs)))
         return out
     if fmt == "md":
         lines = [f"{paired_caption(table)}.", "", "| " + " | ".join(head) + " |",
-                 "|---|---|" + "---:|" * len(PAIRED_METRICS)]
-        lines += [f"| {r.dataset} | {r.model} | " + " | ".join(_diff_text(d, m) for d, m in zip(diffs, PAIRED_METRICS))
+                 "|---|---|" + "---:|" * len(names)]
+        lines += [f"| {r.dataset} | {r.model} | " + " | ".join(_diff_text(d, m) for d, m in zip(diffs, names))
                   + " |" for r, diffs in rows]
         return "\n".join(lines + [""] + [f"- {n}" for n in table.notes]) + "\n"
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(["dataset", "model", "reference", *(f"{m}_{part}" for m in PAIRED_METRICS
+        writer.writerow(["dataset", "model", "reference", *(f"{m}_{part}" for m in names
                                                              for part in ("diff", "low", "high", "p"))])
         for r, diffs in rows:
             writer.writerow([r.dataset, r.model, table.reference,
@@ -187,10 +185,10 @@ def render_paired(table: PairedTable, fmt: str) -> str | Table:
                                for v in ((d.diff, d.low, d.high, d.p_value) if d else (None,) * 4))])
         return buffer.getvalue()
     if fmt == "latex":
-        lines = [r"\begin{tabular}{ll" + "r" * len(PAIRED_METRICS) + "}", r"\toprule",
+        lines = [r"\begin{tabular}{ll" + "r" * len(names) + "}", r"\toprule",
                  " & ".join(head).replace("Δ", r"$\Delta$").replace("#", r"\#") + r" \\", r"\midrule"]
         lines += [f"{r.dataset} & {r.model} & " + " & ".join(_diff_text(d, m).replace("*", "$^{*}$")
-                                                              for d, m in zip(diffs, PAIRED_METRICS)) + r" \\"
+                                                              for d, m in zip(diffs, names)) + r" \\"
                   for r, diffs in rows]
         lines += [r"\bottomrule", r"\end{tabular}"]
         return "\n".join(lines) + "\n"

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench.io import atomic_path
 from bench.analysis.reference import base_model, is_reference
+from bench.metric_registry import METRICS
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -30,6 +31,7 @@ PALETTE: tuple[str, ...] = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd
                             "#7f7f7f", "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896",
                             "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5")
 DPI = 150
+FRONTIER_METRICS = ("prauc", "jaccard")   # the frontier's y axis: the first one every run has, else the last
 
 
 def model_colours(names: Iterable[str]) -> dict[str, str]:
@@ -74,9 +76,11 @@ def _nothing(ax: Any, what: str) -> None:
 
 
 def frontier_plot(runs: list[dict[str, Any]], dataset: str, colours: dict[str, str], path: Path) -> Path:
-    """PRAUC (or Jaccard, see the module docstring) against batch-1 latency, log x axis."""
-    metric = "prauc" if all(_metric(r, "all", "prauc")[0] is not None for r in runs) else "jaccard"
-    label = {"prauc": "PRAUC", "jaccard": "Jaccard"}[metric]
+    """PRAUC (or Jaccard, see the module docstring) against batch-1 latency, log x axis; the frontier
+    follows the metric's direction (bench.metric_registry)."""
+    metric = next((m for m in FRONTIER_METRICS if all(_metric(r, "all", m)[0] is not None for r in runs)),
+                  FRONTIER_METRICS[-1])
+    label, sign = METRICS[metric].label, -1.0 if METRICS[metric].better == "low" else 1.0
     fig, ax = _figure(f"{dataset}: {label} vs batch-1 latency (accuracy/cost frontier)")
     points, too_fast = [], []
     for record in runs:
@@ -93,8 +97,8 @@ def frontier_plot(runs: list[dict[str, Any]], dataset: str, colours: dict[str, s
     if points:
         best, frontier = float("-inf"), []
         for latency, value in sorted(points):
-            if value > best:
-                best = value
+            if sign * value > best:
+                best = sign * value
                 frontier.append((latency, value))
         ax.plot(*zip(*frontier), ls="--", color="0.4", lw=1, drawstyle="steps-post", label="frontier")
         ax.set_xscale("log")
@@ -105,12 +109,13 @@ def frontier_plot(runs: list[dict[str, Any]], dataset: str, colours: dict[str, s
         ax.text(0.01, 0.01, f"not drawn, latency below the timer resolution: {', '.join(too_fast)}",
                 transform=ax.transAxes, fontsize=8, ha="left", va="bottom")
     ax.set_xlabel("batch-1 latency, p50 (ms, log scale; left is cheaper)")
-    ax.set_ylabel(f"{label} (mean over resampling rounds; higher is better)")
+    ax.set_ylabel(f"{label} (mean over resampling rounds; {METRICS[metric].direction})")
     return _save(fig, path)
 
 
 def ddi_jaccard_plot(runs: list[dict[str, Any]], dataset: str, colours: dict[str, str], path: Path) -> Path:
-    """DDI rate (y) against Jaccard (x); the ground truth's DDI rate as a dashed line."""
+    """DDI rate (y) against Jaccard (x); the ground truth's DDI rate as a dashed line. Axis labels say each
+    metric's direction (bench.metric_registry)."""
     fig, ax = _figure(f"{dataset}: DDI rate vs Jaccard (lower right is better)")
     drawn = False
     for record in runs:
@@ -129,8 +134,8 @@ def ddi_jaccard_plot(runs: list[dict[str, Any]], dataset: str, colours: dict[str
         ax.legend(fontsize=9, loc="best")
     else:
         _nothing(ax, "Jaccard and DDI rate")
-    ax.set_xlabel("Jaccard (mean over resampling rounds; higher is better)")
-    ax.set_ylabel("DDI rate of the predicted sets (lower is better)")
+    ax.set_xlabel(f"{METRICS['jaccard'].label} (mean over resampling rounds; {METRICS['jaccard'].direction})")
+    ax.set_ylabel(f"DDI rate of the predicted sets ({METRICS['ddi_rate'].direction})")
     return _save(fig, path)
 
 
@@ -157,7 +162,7 @@ def visits_plot(runs: list[dict[str, Any]], dataset: str, colours: dict[str, str
     crowded = len(names) > 5
     ax.set_xticks(range(len(names)), names, rotation=30 if crowded else 0, ha="right" if crowded else "center")
     ax.set_xlabel("model")
-    ax.set_ylabel("Jaccard (mean over resampling rounds)")
+    ax.set_ylabel(f"{METRICS['jaccard'].label} (mean over resampling rounds)")
     ax.set_ylim(bottom=0)
     ax.grid(True, axis="x", alpha=0)
     return _save(fig, path)

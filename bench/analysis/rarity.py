@@ -26,12 +26,13 @@ from rich.table import Table
 
 from bench import metrics
 from bench.data import DatasetBundle, Patient
+from bench.metric_registry import Metric, model_metrics
 from bench.errors import UserError
 from bench.results import PREDICTIONS_FILE, read_predictions
 from bench.splits import split_patients
 
-__all__ = ["RarityRow", "parse_edges", "training_code_counts", "rarest_code_count", "bin_labels", "rarity_rows",
-           "render_rarity"]
+__all__ = ["RarityRow", "rarity_metrics", "parse_edges", "training_code_counts", "rarest_code_count", "bin_labels",
+           "rarity_rows", "render_rarity"]
 
 DEFAULT_EDGES = (1, 5, 20)
 # a visit without diagnosis codes has no rare code: it falls into the top bin
@@ -40,15 +41,17 @@ NO_CODES = np.iinfo(np.int64).max
 
 @dataclass(frozen=True)
 class RarityRow:
-    """One model on one rarity bin: n test samples and the mean per-sample metrics (None = n/a)."""
+    """One model on one rarity bin: n test samples and {metric: value (None = n/a)} of rarity_metrics()."""
 
     model: str
     bin: str
     n: int
-    jaccard: float | None
-    f1: float | None
-    prauc: float | None
-    avg_drugs: float | None
+    values: dict[str, float | None]
+
+
+def rarity_metrics() -> list[Metric]:
+    """The registry's model metrics that need no DDI graph (the rarity table scores sets and scores only)."""
+    return [m for m in model_metrics() if "ddi" not in m.needs]
 
 
 def parse_edges(text: str) -> tuple[int, ...]:
@@ -134,7 +137,7 @@ def rarity_rows(runs: list[dict[str, Any]], bundle: DatasetBundle, edges: Sequen
                 continue
             values = metrics.aggregate(per_sample, index)
             rows.append(RarityRow(record["model"]["name"], label, int(index.size),
-                                  *(_finite(values.get(k)) for k in ("jaccard", "f1", "prauc", "avg_drugs"))))
+                                  {m.name: _finite(values.get(m.name)) for m in rarity_metrics()}))
     return rows
 
 
@@ -142,33 +145,31 @@ def _finite(x: float | None) -> float | None:
     return None if x is None or not np.isfinite(x) else float(x)
 
 
-HEADERS = ("model", "rarest code's training visits", "n", "Jaccard", "F1", "PRAUC", "#drugs")
-
-
-def _texts(row: RarityRow) -> list[str]:
-    numbers = [f"{v:.4f}" if v is not None else "n/a" for v in (row.jaccard, row.f1, row.prauc)]
-    return [row.model, row.bin, str(row.n), *numbers, "n/a" if row.avg_drugs is None else f"{row.avg_drugs:.2f}"]
+def _texts(row: RarityRow, shown: list[Metric]) -> list[str]:
+    numbers = ["n/a" if (v := row.values.get(m.name)) is None else f"{v:.{m.digits}f}" for m in shown]
+    return [row.model, row.bin, str(row.n), *numbers]
 
 
 def render_rarity(rows: list[RarityRow], fmt: str, title: str) -> str | Table:
-    """The rows as a rich Table (`table`) or Markdown / CSV text."""
+    """The rows as a rich Table (`table`) or Markdown / CSV text, a column per rarity_metrics()."""
+    shown = rarity_metrics()
+    headers = ("model", "rarest code's training visits", "n", *(m.label for m in shown))
     if fmt == "table":
         table = Table(title=title)
-        for h in HEADERS:
+        for h in headers:
             table.add_column(h, justify="left" if h == "model" else "right")
         for row in rows:
-            table.add_row(*_texts(row))
+            table.add_row(*_texts(row, shown))
         return table
     if fmt == "md":
-        lines = ["| " + " | ".join(HEADERS) + " |", "|---|" + "---:|" * (len(HEADERS) - 1)]
-        lines += ["| " + " | ".join(_texts(row)) + " |" for row in rows]
+        lines = ["| " + " | ".join(headers) + " |", "|---|" + "---:|" * (len(headers) - 1)]
+        lines += ["| " + " | ".join(_texts(row, shown)) + " |" for row in rows]
         return "\n".join(lines) + "\n"
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow(["model", "bin", "n", "jaccard", "f1", "prauc", "avg_drugs"])
+        writer.writerow(["model", "bin", "n", *(m.name for m in shown)])
         for r in rows:
-            writer.writerow([r.model, r.bin, r.n, *("" if v is None else v for v in (r.jaccard, r.f1, r.prauc,
-                                                                                    r.avg_drugs))])
+            writer.writerow([r.model, r.bin, r.n, *("" if (v := r.values.get(m.name)) is None else v for m in shown)])
         return out.getvalue()
     raise UserError(f"--format must be one of table, md, csv, got {fmt!r}")

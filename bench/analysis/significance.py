@@ -1,17 +1,20 @@
 """Paired bootstrap over the same test samples: the difference of two models in every metric, with a
 95% percentile confidence interval and a two-sided p-value. Pure numpy; run files are read elsewhere.
 
-Every reported metric is a ratio of weighted sums over resampling units (test samples, or patients
-under the `every` protocol), so a bootstrap replicate with unit counts ``w`` [m] gives
+The tested metrics are the registry's model metrics (bench.metric_registry.model_metrics: every metric
+of the predictions, not the ground truth's DDI rate). Every one is a ratio of weighted sums over
+resampling units (test samples, or patients under the `every` protocol), so a bootstrap replicate with
+unit counts ``w`` [m] gives
 
-    statistic = (w @ num) / (w @ den)
+    statistic = (w @ num) / (w @ den)      (the metric's `empty` value when w @ den = 0)
 
-* jaccard, f1, prauc: num = the unit's value, den = 1 (a mean over units);
-* ddi_rate: num = interacting pairs, den = all pairs, pooled (0 when there are no pairs at all);
-* avg_drugs: num = predicted drugs, den = visits (1 per sample; a patient's visit count under `every`).
+* a mean metric (jaccard, f1, prauc): num = the unit's value, den = 1;
+* a pooled metric: its two `parts`, e.g. ddi_rate: interacting pairs / all pairs (0 when there are no
+  pairs at all); avg_drugs: predicted drugs / visits (1 per sample; a patient's visit count under `every`).
 
-This is exactly what :func:`bench.metrics.aggregate` computes for one index vector; here all
-replicates are drawn at once as a count matrix W [B, m], and both models use the SAME W (paired).
+This is exactly what :func:`bench.metrics.aggregate` computes for one index vector (both read
+:func:`bench.metrics.unit_terms`); here all replicates are drawn at once as a count matrix W [B, m],
+and both models use the SAME W (paired).
 
 p-value (two-sided, percentile bootstrap, with the +1 Monte Carlo correction of Davison & Hinkley 1997):
 
@@ -30,11 +33,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench import metrics
+from bench.metric_registry import METRICS, model_metrics
 
-__all__ = ["PAIRED_METRICS", "Difference", "ratio_terms", "align_keys", "bootstrap_counts",
+__all__ = ["paired_metrics", "Difference", "ratio_terms", "align_keys", "bootstrap_counts",
            "paired_bootstrap", "p_value", "SIGNIFICANT"]
 
-PAIRED_METRICS: tuple[str, ...] = ("jaccard", "f1", "prauc", "ddi_rate", "avg_drugs")
 SIGNIFICANT = 0.05
 _MAX_CELLS = 4_000_000  # entries of one chunk of the count matrix (32 MB as float64)
 
@@ -58,31 +61,28 @@ class Difference:
         return self.p_value < SIGNIFICANT
 
 
+def paired_metrics() -> list[str]:
+    """Names of the tested metrics, in registry order (the model metrics of bench.metric_registry)."""
+    return [metric.name for metric in model_metrics()]
+
+
 def ratio_terms(per_sample: dict[str, np.ndarray],
                 patient_ids: np.ndarray | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Numerator and denominator per resampling unit for each metric in PAIRED_METRICS.
+    """Numerator and denominator per resampling unit for each tested metric.
 
     Args:
         per_sample: output of :func:`bench.metrics.per_sample_metrics` (float arrays [n]; 'prauc'
             may be absent, then it is absent here too).
         patient_ids: int [n] or None. Given (the `every` protocol), units are patients: per-patient
-            means of jaccard/f1/prauc, summed DDI pairs and drugs, visits as avg_drugs denominator.
+            means of mean metrics, summed parts of pooled ones (DDI pairs, drugs and visits).
 
     Returns:
         {metric: (num float [m], den float [m])}, m = n samples or number of distinct patients
         (patients in ascending id order).
     """
-    if patient_ids is None:
-        units = per_sample
-        visits = np.ones(len(per_sample["jaccard"]))
-    else:
-        units = metrics.per_patient(per_sample, np.asarray(patient_ids))  # the runner's own per-patient step
-        visits = units["n_visits"]
-    ones = np.ones(len(units["jaccard"]))
-    terms = {name: (np.asarray(units[name], float), ones) for name in ("jaccard", "f1", "prauc") if name in units}
-    terms["ddi_rate"] = (np.asarray(units["ddi_pairs"], float), np.asarray(units["all_pairs"], float))
-    terms["avg_drugs"] = (np.asarray(units["avg_drugs"], float), np.asarray(visits, float))
-    return {name: terms[name] for name in PAIRED_METRICS if name in terms}
+    units = per_sample if patient_ids is None else metrics.per_patient(per_sample, np.asarray(patient_ids))
+    terms = {metric.name: metrics.unit_terms(units, metric) for metric in model_metrics()}
+    return {name: pair for name, pair in terms.items() if pair is not None}
 
 
 def align_keys(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
@@ -136,7 +136,7 @@ def p_value(deltas: np.ndarray) -> float:
 def paired_bootstrap(reference: dict[str, tuple[np.ndarray, np.ndarray]],
                      other: dict[str, tuple[np.ndarray, np.ndarray]],
                      *, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict[str, Difference | None]:
-    """Paired bootstrap of other - reference for every metric in PAIRED_METRICS.
+    """Paired bootstrap of other - reference for every tested metric (:func:`paired_metrics`).
 
     Args:
         reference, other: :func:`ratio_terms` of the two models over the SAME units in the same
@@ -150,15 +150,16 @@ def paired_bootstrap(reference: dict[str, tuple[np.ndarray, np.ndarray]],
         raise ValueError("n_boot must be at least 1")
     if not 0 < level < 1:
         raise ValueError("level must be in (0, 1)")
-    names = [k for k in PAIRED_METRICS if k in reference and k in other]
-    m = len(reference["jaccard"][0])
+    tested = paired_metrics()
+    names = [k for k in tested if k in reference and k in other]
+    m = len(next(iter(reference.values()))[0])
     if m == 0:
         raise ValueError("no units to resample")
     for name in names:
         for terms in (reference[name], other[name]):
             if any(np.shape(a) != (m,) for a in terms):
                 raise ValueError(f"{name}: every term must have shape ({m},)")
-    empty = {k: (0.0 if k == "ddi_rate" else float("nan")) for k in names}
+    empty = {k: METRICS[k].empty for k in names}
     # columns: for each metric, reference num, reference den, other num, other den -> T [m, 4K]
     table = np.column_stack([a for k in names for a in (*reference[k], *other[k])])
     full = table.sum(axis=0)
@@ -166,7 +167,7 @@ def paired_bootstrap(reference: dict[str, tuple[np.ndarray, np.ndarray]],
     chunk = max(1, _MAX_CELLS // m)
     sums = np.concatenate([bootstrap_counts(m, min(chunk, n_boot - start), rng) @ table
                            for start in range(0, n_boot, chunk)])  # [B, 4K]
-    out: dict[str, Difference | None] = dict.fromkeys(PAIRED_METRICS)
+    out: dict[str, Difference | None] = dict.fromkeys(tested)
     tail = 100 * (1 - level) / 2
     for j, name in enumerate(names):
         ref_full = float(_ratio(full[4 * j], full[4 * j + 1], empty[name]))

@@ -52,12 +52,13 @@ def ls(
         for card in dataset_cards().values():
             table.add_row(card.name, card.summary, card.path.name if card.path else "")
     else:
-        from bench.metrics import METRICS
-        table.add_column("metric"); table.add_column("better"); table.add_column("needs scores")
-        table.add_column("definition")
-        for spec in METRICS.values():
-            better = {True: "higher", False: "lower", None: "-"}[spec.higher_is_better]
-            table.add_row(spec.name, better, "yes" if spec.needs_scores else "no", spec.description)
+        from bench.metric_registry import METRICS
+        for column in ("metric", "label", "better", "needs", "aggregation", "definition"):
+            table.add_column(column)
+        for metric in METRICS.values():
+            better = {"high": "higher", "low": "lower", None: "-"}[metric.better]
+            table.add_row(metric.name, metric.label, better, ", ".join(metric.needs), metric.aggregation,
+                          metric.description)
     stdout_console().print(table)
 
 

@@ -49,23 +49,29 @@ def run(
 
 
 def print_summary(record: dict, folder: Path) -> None:
+    """The run's metrics per group (the registry's model metrics, mean ± std), its cost and the test set's
+    own metrics (ground-truth DDI rate)."""
+    from bench.metric_registry import model_metrics, target_metrics
+
     console = stdout_console()
     table = Table(title=f"{record['model']['name']} on {record['dataset']['name']} "
                         f"(seed {record['seed']}, threshold {record['threshold']}, protocol {record['protocol']})")
     table.add_column("group")
     table.add_column("n", justify="right")
-    names = ("jaccard", "f1", "prauc", "ddi_rate", "avg_drugs")
+    names = [metric.name for metric in model_metrics()]
     for name in names:
         table.add_column(name, justify="right")
     for group, entry in record["metrics"].items():
         cells = []
         for name in names:
-            mean, std = entry[name]["mean"], entry[name]["std"]
+            mean, std = (entry.get(name) or {}).get("mean"), (entry.get(name) or {}).get("std")
             cells.append("n/a" if mean is None else f"{mean:.4f} ± {std:.4f}")
         table.add_row(group, str(entry["n"]), *cells)
     console.print(table)
     from bench.timing import latency_text, throughput_text
 
+    truth = " | ".join(f"{m.label} {point:.4f}" for m in target_metrics()
+                       if (point := record["metrics"]["all"].get(m.name, {}).get("point")) is not None)
     t = record["timing"]
     p50, p95 = latency_text(t), latency_text(t, "latency_ms_p95")
     latency = p50 if p50 == p95 and t.get("latency_ms_p95") is None else f"{p50}/{p95} ms"
@@ -73,5 +79,5 @@ def print_summary(record: dict, folder: Path) -> None:
     console.print(f"fit {t['fit_seconds']:.1f} s | latency p50/p95 {latency} | "
                   f"throughput {throughput} (batch {t.get('throughput_batch_size')}) | "
                   f"peak RSS {t['peak_rss_mb']:.0f} MB | "
-                  f"{t['n_params']:,} parameters | ground-truth DDI rate {record['metrics']['all']['ddi_rate_true']['point']:.4f}")
+                  f"{t['n_params']:,} parameters" + (f" | {truth}" if truth else ""))
     console.print(f"written: {folder / 'run.json'}")
