@@ -99,7 +99,7 @@ def test_model_colours_are_stable():
 def test_report_has_its_sections_and_links(results, tmp_path):
     out_file = tmp_path / "reports" / "small.md"
     out = runner.invoke(app, ["report", "--dataset", "synthetic-small", "--out", str(out_file),
-                              "--results-dir", str(results), "--bootstrap", "100"])
+                              "--results-dir", str(results), "--bootstrap", "100", "--vs", "logreg"])
     assert out.exit_code == 0, out.output
     text = out_file.read_text()
     for heading in ("# medrec-bench report: synthetic-small", "## Dataset", "## Results",
@@ -206,3 +206,17 @@ def test_efficiency_pairs_a_student_with_the_run_it_names_not_by_model_name():
     (row,) = efficiency_rows([big, legacy])
     assert row.speedup_throughput == 20.0
     assert efficiency_rows([big, record("small", "s1", 40.0)]) == []   # declares no teacher: no row
+
+
+def test_report_default_reference_is_the_best_jaccard():
+    """Without --vs the significance table is against the model with the best mean Jaccard (ties: first
+    by name; a run without Jaccard comes last)."""
+    from bench.analysis.report import choose_reference
+
+    def run(name: str, jaccard: float | None) -> dict:
+        return {"model": {"name": name}, "metrics": {"all": {"jaccard": {"mean": jaccard}}}}
+
+    runs = [run("a", 0.3), run("d", None), run("c", 0.5), run("b", 0.5)]
+    assert choose_reference(runs, None) == "b"
+    assert choose_reference(runs, "a") == "a"
+    assert choose_reference([run("z", None), run("y", 0.1)], None) == "y"

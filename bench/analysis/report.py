@@ -20,7 +20,6 @@ from bench.io import atomic_write_text
 from bench.analysis.paired import paired_table, render_paired
 from bench.timing import BELOW_RESOLUTION, timing_version
 
-DEFAULT_REFERENCE = "logreg"
 TIMING_KEYS = ("fit_seconds", "latency_ms_p50", "throughput_per_s", "peak_rss_mb", "n_params")
 BELOW_FLAGS = {"latency_ms_p50": "latency_below_resolution", "throughput_per_s": "throughput_below_resolution"}
 FIGURES = (("frontier", "Accuracy against batch-1 latency (log axis): the accuracy/cost frontier."),
@@ -34,13 +33,19 @@ def plots_folder(out: Path) -> Path:
 
 
 def choose_reference(runs: list[dict[str, Any]], vs: str | None) -> str:
-    """`vs` if given, else `logreg` when it has a run, else the first model by name."""
+    """`vs` if given, else the model with the best mean Jaccard (ties: first by name), so that the table
+    says which models cannot be told apart from the best."""
     names = sorted(r["model"]["name"] for r in runs)
     if vs is not None:
         if vs not in names:
             raise UserError(f"--vs {vs!r}: no run of that model (models with runs: {', '.join(names)})")
         return vs
-    return DEFAULT_REFERENCE if DEFAULT_REFERENCE in names else names[0]
+
+    def jaccard(run: dict[str, Any]) -> float:
+        mean = run["metrics"]["all"]["jaccard"]["mean"]
+        return float("-inf") if mean is None else mean
+
+    return min(runs, key=lambda r: (-jaccard(r), r["model"]["name"]))["model"]["name"]
 
 
 def _dataset_section(runs: list[dict[str, Any]]) -> list[str]:

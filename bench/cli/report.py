@@ -16,8 +16,8 @@ BootstrapSeed = with_help(Seed, "random seed of the bootstrap")
 def report(
     dataset: ReportDataset,
     out: Path = typer.Option(..., "--out", "-o", help="Markdown file to write; plots go to <stem>_plots/ beside it"),
-    vs: str = typer.Option(None, "--vs", help="reference MODEL of the significance table (default: logreg if it "
-                                              "has a run, else the first model by name)"),
+    vs: str = typer.Option(None, "--vs", help="reference MODEL of the significance table (default: the model with "
+                                              "the best mean Jaccard)"),
     results_dir: RunsDir = Path("results"),
     bootstrap: int = typer.Option(1000, "--bootstrap", help="bootstrap replicates of the significance table"),
     seed: BootstrapSeed = 0,
@@ -27,7 +27,7 @@ def report(
     It reports on your runs (--results-dir); `--results-dir results/reference` reports on the
     committed reference runs instead.
 
-    Example: bench report --dataset synthetic --out reports/synthetic.md --vs logreg
+    Example: bench report --dataset synthetic --out reports/synthetic.md --vs popular
              bench report --dataset synthetic --out reports/reference.md --results-dir results/reference
     """
     with user_errors():
