@@ -9,18 +9,24 @@ reference runs in results/reference/ are never searched (they hold no weights).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from bench.errors import UserError
+from bench.results import read_run
 
 
-def read_record(folder: Path) -> dict[str, Any] | None:
-    """A run folder's run.json, or None when it is missing or unreadable."""
+def read_record(folder: Path, *, strict: bool = False) -> dict[str, Any] | None:
+    """A run folder's run.json (bench.results.read_run: schema version checked), or None when it is
+    missing, or unreadable and not `strict` (then read_run's one-line UserError)."""
+    path = folder / "run.json"
+    if not path.is_file():
+        return None
     try:
-        return json.loads((folder / "run.json").read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return dict(read_run(path))
+    except (OSError, UserError):
+        if strict:
+            raise
         return None
 
 
@@ -49,7 +55,7 @@ def find_teacher_run(results_dir: Path, model: str, dataset: str, dataset_hash: 
         folder = Path(teacher_run).expanduser()
         if not (folder / "run.json").is_file():
             folder = runs / teacher_run
-        record = read_record(folder)
+        record = read_record(folder, strict=True)
         if record is None:
             raise UserError(f"teacher_run {teacher_run!r}: neither a run folder nor a run id under {runs}")
         why = mismatch(record, model, dataset_hash, seed, split, ratios)
