@@ -224,7 +224,7 @@ def write_run(root, run_id: str, *, dataset_hash: str = "h1", seed: int = 0, cre
               model_name: str = "leader-teacher", saved: bool = True):
     folder = root / "synthetic-small" / model_name / run_id
     (folder / "model").mkdir(parents=True)
-    record = {"run_id": run_id, "created_at": created, "model": {"name": model_name},
+    record = {"schema_version": 1, "run_id": run_id, "created_at": created, "model": {"name": model_name},
               "dataset": {"name": "synthetic-small", "hash": dataset_hash}, "seed": seed,
               "split": {"scheme": "random", "ratios": "8:1:1"}}
     (folder / "run.json").write_text(json.dumps(record))

@@ -19,7 +19,7 @@ def write_run(results: Path, run_id: str) -> Path:
     folder = results / "d" / "big-model" / run_id
     (folder / "model").mkdir(parents=True)
     (folder / "model" / "config.json").write_text("{}")
-    (folder / "run.json").write_text(json.dumps({
+    (folder / "run.json").write_text(json.dumps({"schema_version": 1, 
         "run_id": run_id, "created_at": run_id, "model": {"name": "big-model"}, "dataset": {"hash": "h"},
         "seed": 0, "split": {"scheme": "random", "ratios": "8:1:1"}}))
     return folder
