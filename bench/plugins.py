@@ -33,13 +33,16 @@ ENV_VAR = "MEDREC_PLUGINS"
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A model: its registry name, "module:Class" (imported only when used), a one-line summary and
-    the paper it comes from."""
+    """A model: its registry name, "module:Class" (imported only when used), a one-line summary, the
+    paper it comes from, and the model it is a student of ("" for none: the class's `teacher`
+    TeacherSpec says the same, tested; kept here too so that old runs, which do not name their
+    teacher, can be paired with it without importing the model)."""
 
     name: str
     target: str
     summary: str
     paper: str = ""
+    teacher: str = ""
 
 
 @dataclass(frozen=True)
@@ -77,9 +80,18 @@ def import_target(target: str) -> Any:
     return getattr(importlib.import_module(module_name), attr)
 
 
+def import_entry(kind: str, name: str, target: str) -> Any:
+    """A plug-in entry's object ("module:attr"); a one-line UserError naming the entry when it cannot
+    be imported (a missing module or attribute, or an error raised while importing)."""
+    try:
+        return import_target(target)
+    except Exception as exc:  # noqa: BLE001 - any failure of a plug-in's code is reported, not a traceback
+        raise UserError(f"{kind} {name!r} ({target}): cannot import ({type(exc).__name__}: {exc})") from None
+
+
 def plugin_targets() -> tuple[str, ...]:
-    """The built-in plug-ins, then those of $MEDREC_PLUGINS (empty pieces ignored)."""
-    extra = tuple(p.strip() for p in os.environ.get(ENV_VAR, "").split(",") if p.strip())
+    """The built-in plug-ins, then those of $MEDREC_PLUGINS (empty pieces and repeats ignored)."""
+    extra = dict.fromkeys(p.strip() for p in os.environ.get(ENV_VAR, "").split(",") if p.strip())
     return PLUGINS + tuple(p for p in extra if p not in PLUGINS)
 
 
@@ -91,8 +103,9 @@ def load_plugin(target: str) -> Plugin:
         raise UserError(f"plug-in {target!r}{where}: expected 'module:attribute'")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UserError(f"plug-in {target!r}{where}: cannot import {module_name}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - an import error, or any error of the plug-in's own code
+        what = str(exc) if isinstance(exc, ImportError) else f"{type(exc).__name__}: {exc}"
+        raise UserError(f"plug-in {target!r}{where}: cannot import {module_name}: {what}") from None
     plugin = getattr(module, attr, None)
     if not isinstance(plugin, Plugin):
         found = "nothing" if plugin is None else type(plugin).__name__
@@ -124,7 +137,8 @@ def extra_tables(runs: list[dict[str, Any]], fmt: str) -> list[Any]:
     out = []
     for plugin in plugins():
         for table in plugin.tables:
-            render: Callable[[list[dict[str, Any]], str], Any] = import_target(table.target)
+            render: Callable[[list[dict[str, Any]], str], Any] = import_entry(
+                f"plug-in {plugin.name}: table", table.name, table.target)
             result = render(runs, fmt)
             if result:
                 out.append(result)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import unknown_name
-from bench.plugins import ModelEntry, import_target, plugins
+from bench.plugins import ModelEntry, import_entry, import_target, plugins
 
 __all__ = ["ModelEntry", "import_target", "models", "model_entry", "model_class", "DatasetCard", "dataset_cards",
            "dataset_card", "REPO_ROOT", "CARDS_DIR"]
@@ -74,7 +74,9 @@ def model_entry(name: str) -> ModelEntry:
 
 
 def model_class(name: str) -> type:
-    return import_target(model_entry(name).target)
+    """The registered model's class (imported now; a one-line UserError when its module fails)."""
+    entry = model_entry(name)
+    return import_entry("model", name, entry.target)
 
 
 def dataset_card(name: str) -> DatasetCard:

@@ -91,7 +91,7 @@ class DatasetInfo(TypedDict):
     data_dir: str | None
     """The folder of raw tables read (null for generated data)."""
     prep_overrides: dict[str, str]
-    """--prep overrides of the preparation parameters."""
+    """--prep-set overrides of the preparation parameters."""
     meta: dict[str, Any]
     """What preparation recorded (source, parameters, summary, input files and their checksums, ...);
     its keys depend on the dataset."""

@@ -9,12 +9,13 @@ import uuid
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from bench import metrics
 from bench.config import config_to_dict
-from bench.data import PROTOCOLS, make_samples, target_matrix
+from bench.data import PROTOCOLS, DatasetBundle, make_samples, target_matrix
 from bench.errors import UserError
 from bench.loading import build_resources, load_bundle
 from bench.progress import Progress
@@ -97,8 +98,35 @@ def new_run_id() -> str:
 
 
 def run(options: RunOptions, progress: Progress) -> tuple[RunRecord, Path]:
-    """Train and evaluate one model on one dataset; returns the run record and its folder."""
+    """Train and evaluate one model on one dataset; returns the run record and its folder.
+
+    Two steps, one after the other: the teacher step (only for a model that distils from a teacher:
+    `resolve_teacher` finds its run, or trains one first as a run of its own), then the model's run
+    (`run_model`), which never starts another run."""
     config = options.check()   # the model's config, parsed once
+    cls = model_class(options.model)
+    bundle, choice = None, None
+    request = cls.teacher_request(config) if cls.teacher is not None and cls.teacher.distils else None
+    if request is not None:
+        bundle = _load_bundle(options, progress)
+        choice = resolve_teacher(cls.teacher, request, options, bundle.hash, progress)
+    return run_model(options, progress, config=config, bundle=bundle, teacher=choice)
+
+
+def _load_bundle(options: RunOptions, progress: Progress) -> DatasetBundle:
+    with progress.task(f"prepare {options.dataset}", total=None) as bar:
+        return load_bundle(options.dataset, data_dir=options.data_dir, resources=options.resources,
+                           overrides=options.prep_overrides, cache_dir=options.cache_dir,
+                           step=lambda what: bar.advance(0, status=what),
+                           allow_modified_resources=options.allow_modified_resources)
+
+
+def run_model(options: RunOptions, progress: Progress, *, config: Any = None, bundle: DatasetBundle | None = None,
+              teacher: TeacherChoice | None = None) -> tuple[RunRecord, Path]:
+    """One model's run: train on the split, evaluate the test samples, time inference, write the run.
+    `config` (parsed from options when None), `bundle` (loaded when None) and the resolved `teacher`
+    of a distilling model come from `run`."""
+    config = options.check() if config is None else config
     git = git_state(REPO_ROOT)  # the code as it is when the run starts (it may change during a long run)
     rss_scope = "run" if reset_peak_rss() else "process"
     if options.threads is not None:
@@ -107,11 +135,7 @@ def run(options: RunOptions, progress: Progress) -> tuple[RunRecord, Path]:
         # Small models on few cores run many times faster with one thread than with a busy pool.
         torch.set_num_threads(options.threads)
     cls = model_class(options.model)
-    with progress.task(f"prepare {options.dataset}", total=None) as bar:
-        bundle = load_bundle(options.dataset, data_dir=options.data_dir, resources=options.resources,
-                             overrides=options.prep_overrides, cache_dir=options.cache_dir,
-                             step=lambda what: bar.advance(0, status=what),
-                             allow_modified_resources=options.allow_modified_resources)
+    bundle = _load_bundle(options, progress) if bundle is None else bundle
     split = split_patients(bundle.patients, options.split, options.seed, options.ratios)
     # Training always uses every visit of the training patients as a target (as all the originals do);
     # validation and test follow the evaluation protocol.
@@ -122,10 +146,8 @@ def run(options: RunOptions, progress: Progress) -> tuple[RunRecord, Path]:
         raise UserError(f"dataset {options.dataset}: split {options.split} {options.ratios} leaves "
                         f"{len(train)} training and {len(test)} test samples; need both")
     resources = build_resources(bundle, split.train, cls.needs)
-    request = cls.teacher_request(config) if cls.teacher is not None and cls.teacher.distils else None
-    choice = None
-    if request is not None:
-        choice = resolve_teacher(cls.teacher, request, options, bundle.hash, progress)
+    choice = teacher
+    if choice is not None:
         resources = replace(resources, teacher=cls.open_teacher(choice, bundle, cache_dir=options.cache_dir,
                                                                 progress=progress))
     model = cls(config, resources)
@@ -228,8 +250,13 @@ def teacher_options(spec: TeacherSpec, request: TeacherRequest, student: RunOpti
 
 
 def train_teacher(options: RunOptions, progress: Progress) -> Path:
-    """Train and store a teacher run (a plain `bench run` of the teacher model); its folder."""
-    _, folder = run(options, progress)
+    """Train and store a teacher run (the teacher model's own run, finished before the student's
+    starts); its folder. A teacher that itself distils from a teacher is refused."""
+    cls = model_class(options.model)
+    if cls.teacher is not None and cls.teacher.distils:
+        raise UserError(f"teacher {options.model} distils from {cls.teacher.model} itself: train that chain "
+                        "by hand, one `bench run` at a time")
+    _, folder = run_model(options, progress)
     return folder
 
 

@@ -17,9 +17,10 @@ PLUGIN = Plugin(
                    "LEADER(T): LLM (LoRA) over the patient prompt, last-token state -> drug output layer", PAPER),
         ModelEntry("leader-student", "leader.student:LeaderStudent",
                    "LEADER(S): transformers over visits, profile prompt, feature distillation from leader-teacher",
-                   PAPER),
+                   PAPER, teacher="leader-teacher"),
         ModelEntry("leader-student-nokd", "leader.student:LeaderStudentNoKD",
-                   "LEADER(S) without distillation (profile alignment kept): the no-KD ablation", PAPER),
+                   "LEADER(S) without distillation (profile alignment kept): the no-KD ablation", PAPER,
+                   teacher="leader-teacher"),
     ),
     verbs=(
         Verb("prompts", "leader.cli.prompts:prompts"),

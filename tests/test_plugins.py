@@ -73,3 +73,37 @@ def test_cli_reports_a_broken_plugin_in_one_line():
     assert out.stderr.strip().splitlines() == [
         "error: plug-in 'no_such_module:PLUGIN' (from $MEDREC_PLUGINS): cannot import no_such_module: "
         "No module named 'no_such_module'"]
+
+
+def test_model_entries_name_the_teacher_their_class_declares(monkeypatch):
+    """ModelEntry.teacher (read without importing the model) agrees with the class's TeacherSpec."""
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    for name, entry in models().items():
+        spec = model_class(name).teacher
+        assert entry.teacher == (spec.model if spec else ""), name
+
+
+def test_a_plugin_listed_twice_in_the_environment_loads_once(monkeypatch):
+    monkeypatch.setenv(ENV_VAR, f"{TOY}, {TOY} ,")
+    assert [p.name for p in plugins()].count("toy") == 1
+
+
+@pytest.mark.parametrize("module,expected", [
+    ("PLUGIN = Plugin(name='ghost', models=(ModelEntry('ghost', 'no_such_module_x:Ghost', 'broken'),))",
+     "model 'ghost' (no_such_module_x:Ghost): cannot import (ModuleNotFoundError"),
+    ("PLUGIN = Plugin(name='bad', tables=(Table('t', 'tests.toy_plugin:no_such_table'),))",
+     "plug-in bad: table 't' (tests.toy_plugin:no_such_table): cannot import (AttributeError"),
+    ("raise RuntimeError('boom')", "cannot import broken_plugin_x: RuntimeError: boom"),
+])
+def test_a_broken_entry_or_plugin_module_is_one_line(tmp_path, module, expected):
+    (tmp_path / "broken_plugin_x.py").write_text(
+        "from bench.plugins import ModelEntry, Plugin, Table\n" + module + "\n")
+    env = {**os.environ, ENV_VAR: "broken_plugin_x:PLUGIN",
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+    args = (["run", "--model", "ghost", "--dataset", "synthetic-small", "--results-dir", str(tmp_path / "r")]
+            if "ghost" in module else ["compare", "--reference", "--results-dir", str(tmp_path / "r")])
+    out = subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True, env=env,
+                         cwd=REPO_ROOT)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    (line,) = out.stderr.strip().splitlines()
+    assert expected in line, line

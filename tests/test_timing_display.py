@@ -114,6 +114,23 @@ def test_efficiency_gives_no_latency_speedup_below_resolution_and_pairs_by_sourc
     assert row.student == "leader-student (ref)" and row.speedup_latency == pytest.approx(150.0)
 
 
+def test_efficiency_pairs_runs_written_before_the_teacher_entry():
+    """Old runs do not name their teacher: a no-KD student, an alpha=0 student (no distillation notes)
+    and a distilled student whose teacher run is no longer the latest all keep their row, through the
+    model's registry entry (ModelEntry.teacher) and the legacy distillation notes."""
+    from bench.analysis.efficiency import efficiency_rows
+
+    teacher = record("leader-teacher", latency=300.0, throughput=2.0)
+    nokd, alpha0 = record("leader-student-nokd", latency=2.0), record("leader-student", latency=2.0)
+    rows = efficiency_rows([teacher, nokd, alpha0])
+    assert sorted(r.student for r in rows) == ["leader-student", "leader-student-nokd"]
+    distilled = {**record("leader-student", latency=3.0),
+                 "fit": {"notes": {"distillation": {"teacher": {"run_id": "an-older-teacher-run"}}}}}
+    (row,) = efficiency_rows([teacher, distilled])
+    assert row.teacher == "leader-teacher" and row.speedup_latency == pytest.approx(100.0)
+    assert efficiency_rows([teacher, record("logreg")]) == []   # a model without a teacher
+
+
 # --- reference runs apart from a user's runs -------------------------------------------------------
 
 @pytest.fixture

@@ -4,8 +4,9 @@ student 25-30x faster than its teacher on GPU, with about 1/15 of the memory).
 A student is any run whose model declares a teacher (bench.protocol.TeacherSpec): run.json's
 `teacher` names the teacher model and the run it distilled from. The student is paired with that run
 when it is shown, else with the latest run of the teacher model (runs written before `teacher`
-existed: the run named by `fit.notes.distillation.teacher.run_id`). For each pair on a dataset, the ratios student / teacher of throughput (same batch size and test samples
-required), batch-1 latency (teacher / student), parameters and peak resident memory, from run.json
+existed: the teacher model of the registry entry, the run named by
+`fit.notes.distillation.teacher.run_id`). For each pair on a dataset, the ratios student / teacher
+of throughput (same batch size and test samples required), batch-1 latency (teacher / student), parameters and peak resident memory, from run.json
 alone. Peak memory is the whole `bench run` process's high-water mark (data, training and model).
 A student is paired with the teacher of its own source (user runs with user runs, committed reference
 runs with reference runs, bench.analysis.reference). A batch-1 latency below the timer resolution (null in
@@ -20,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.analysis.reference import base_model, source
+from bench.registry import models
 from bench.timing import timing_version
-
 
 
 @dataclass(frozen=True)
@@ -44,12 +45,18 @@ def _ratio(numerator: Any, denominator: Any) -> float | None:
 
 def teacher_of(record: dict[str, Any]) -> tuple[str | None, str | None] | None:
     """(teacher model, teacher run id) of a student run; None for a run of a model without a teacher.
-    Either part is None when unknown (no distillation; or a run from before run.json's `teacher`)."""
+    The run id is None when the run did not distil. Runs written before run.json's `teacher` take the
+    teacher model from the model's registry entry (bench.plugins.ModelEntry.teacher) and the run id
+    from `fit.notes.distillation.teacher.run_id`."""
     entry = record.get("teacher")
     if entry:
         return entry.get("model"), entry.get("run_id")
     legacy = (((record.get("fit") or {}).get("notes") or {}).get("distillation") or {}).get("teacher") or {}
-    return (None, legacy["run_id"]) if legacy.get("run_id") else None
+    registered = models().get(base_model(record))
+    model = registered.teacher if registered is not None and registered.teacher else None
+    if model is None and not legacy.get("run_id"):
+        return None
+    return model, legacy.get("run_id")
 
 
 def distilled(record: dict[str, Any]) -> bool:

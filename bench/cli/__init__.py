@@ -29,17 +29,14 @@ CORE_VERBS = frozenset({"ls", "prepare", "run", "compare", "ablate", "report", "
 def add_plugin_verbs(target: typer.Typer) -> UserError | None:
     """Register every plug-in's verbs on `target`; the error (not raised) when a plug-in cannot be
     loaded, so that `bench` reports it as one line when a command runs (`_check_plugins`)."""
-    from bench.plugins import import_target, plugins
+    from bench.plugins import import_entry, plugins
 
     try:
         for plugin in plugins():
             for verb in plugin.verbs:
                 if verb.name in CORE_VERBS:
                     raise UserError(f"plug-in {plugin.name}: verb {verb.name!r} is a core `bench` verb")
-                try:
-                    command = import_target(verb.target)
-                except (ImportError, AttributeError) as exc:
-                    raise UserError(f"plug-in {plugin.name}: verb {verb.name!r} ({verb.target}): {exc}") from None
+                command = import_entry(f"plug-in {plugin.name}: verb", verb.name, verb.target)
                 if isinstance(command, typer.Typer):
                     target.add_typer(command, name=verb.name)
                 else:
