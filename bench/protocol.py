@@ -69,13 +69,34 @@ class Resources:
 
 @dataclass
 class FitReport:
-    """What training did: epochs run, the best validation score and a per-epoch history."""
+    """What training did: epochs run, the best validation score, a per-epoch history and how fast it went.
+
+    `train_samples`: training samples the updates went through (repeats counted; len(train) x epochs run
+    for bench.training.fit_minibatch); `train_seconds` / `valid_seconds`: wall-clock seconds of the
+    updates and of the validation passes during training. None where they do not apply (no training by
+    updates, or no validation pass)."""
 
     epochs: int = 0
     best_epoch: int | None = None
     best_valid_prauc: float | None = None
     history: list[dict[str, float]] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
+    train_samples: int | None = None
+    train_seconds: float | None = None
+    valid_seconds: float | None = None
+
+    def train_samples_per_s(self) -> float | None:
+        """Training samples per second of update time (None without both, or with no time measured)."""
+        if self.train_samples is None or not self.train_seconds:
+            return None
+        return self.train_samples / self.train_seconds
+
+    def valid_time_share(self) -> float | None:
+        """valid_seconds / (train_seconds + valid_seconds): the share of training time spent validating
+        (None without both, or when neither took measurable time)."""
+        if self.train_seconds is None or self.valid_seconds is None or self.train_seconds + self.valid_seconds <= 0:
+            return None
+        return self.valid_seconds / (self.train_seconds + self.valid_seconds)
 
 
 @dataclass(frozen=True)

@@ -186,6 +186,19 @@ class FitInfo(TypedDict):
     """One entry per epoch (or logged step): losses and validation scores."""
     notes: dict[str, Any]
     """Model-specific facts about training."""
+    train_samples: NotRequired[int | None]
+    """Training samples the updates went through, repeats counted (bench.training.fit_minibatch: the
+    training samples x epochs run; a model trained by steps: the samples of its steps); null for a
+    model that does not train by updates; absent in early runs."""
+    train_seconds: NotRequired[float | None]
+    """Wall-clock seconds of the training updates, validation passes excluded (null: as train_samples)."""
+    valid_seconds: NotRequired[float | None]
+    """Wall-clock seconds of the validation passes during training (null: no validation pass while
+    training, or no training)."""
+    train_samples_per_s: NotRequired[float | None]
+    """train_samples / train_seconds: training throughput (null where either is null)."""
+    valid_time_share: NotRequired[float | None]
+    """valid_seconds / (train_seconds + valid_seconds), in [0, 1] (null where either is null)."""
 
 
 class TeacherInfo(TypedDict):

@@ -209,7 +209,8 @@ def run_model(options: RunOptions, progress: Progress, *, config: Any = None, bu
         metrics={group: metrics_entry(evaluation[group]) for group in GROUPS},
         timing=Timing(fit_seconds=fit_seconds, **timing, peak_rss_mb=peak_rss_mb(), peak_rss_scope=rss_scope,
                       n_params=model.n_params()),
-        fit=FitInfo(**asdict(report)),
+        fit=FitInfo(**asdict(report), train_samples_per_s=report.train_samples_per_s(),
+                    valid_time_share=report.valid_time_share()),
         prediction_notes=notes,
         teacher=teacher_entry(cls.teacher, choice),
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -47,6 +48,8 @@ def fit_minibatch(module: torch.nn.Module, config: TrainingConfig, *, train: Seq
     tensors for the whole training set once) and returns the scalar loss of that mini-batch.
     `on_epoch_end(epoch)` runs after each epoch's updates, before validation (e.g. a DDI-loss
     temperature schedule); what it returns is added to that epoch's history entry.
+    The report's `train_seconds` times the updates and `on_epoch_end`, `valid_seconds` the validation
+    passes (wall clock), and `train_samples` counts the samples the updates went through.
     """
     epochs, batch_size, patience = config.epochs, config.batch_size, config.patience
     seed_everything(seed)
@@ -54,9 +57,11 @@ def fit_minibatch(module: torch.nn.Module, config: TrainingConfig, *, train: Seq
     optimizer = torch.optim.Adam(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     report = FitReport()
     best_state, best, stale = None, -math.inf, 0
+    samples, train_seconds, valid_seconds = 0, 0.0, 0.0
     n_batches = math.ceil(len(train) / batch_size)
     with progress.task(description, total=epochs * n_batches) as bar:
         for epoch in range(1, epochs + 1):
+            started = time.perf_counter()
             module.train()
             order = rng.permutation(len(train))
             losses = []
@@ -68,8 +73,12 @@ def fit_minibatch(module: torch.nn.Module, config: TrainingConfig, *, train: Seq
                 losses.append(float(loss.detach()))
                 bar.advance(1)
             extra = (on_epoch_end(epoch) or {}) if on_epoch_end else {}
+            validating = time.perf_counter()
             module.eval()
             score = valid_prauc(predict, valid, drug_vocab)
+            train_seconds += validating - started
+            valid_seconds += time.perf_counter() - validating
+            samples += len(order)
             report.history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "valid_prauc": score, **extra})
             report.epochs = epoch
             bar.advance(0, status=f"epoch {epoch} loss {np.mean(losses):.4f} valid prauc {score:.4f}")
@@ -82,6 +91,7 @@ def fit_minibatch(module: torch.nn.Module, config: TrainingConfig, *, train: Seq
                 if stale >= patience:
                     bar.advance((epochs - epoch) * n_batches)
                     break
+    report.train_samples, report.train_seconds, report.valid_seconds = samples, train_seconds, valid_seconds
     if best_state is not None:
         module.load_state_dict(best_state)
     module.eval()

@@ -19,6 +19,7 @@ on 2 CPU cores (see `TeacherConfig`).
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -187,7 +188,8 @@ class LeaderTeacher(BaseRecommender):
         scorer.train()
         if not c.lora:
             accelerator.unwrap_model(scorer).body.eval()  # frozen: no dropout in the LLM
-        report, losses, step = FitReport(), [], 0
+        report, losses, step, samples = FitReport(), [], 0, 0
+        started = time.perf_counter()
         with progress.task(f"fit {self.name}", total=c.steps) as bar:
             while step < c.steps:
                 for indices in loader:
@@ -201,6 +203,7 @@ class LeaderTeacher(BaseRecommender):
                         schedule.step()
                         optimizer.zero_grad()
                     losses.append(float(loss.detach()))
+                    samples += len(indices)
                     if accelerator.sync_gradients:
                         step += 1
                         bar.advance(1, status=f"step {step} loss {np.mean(losses[-c.grad_accum * 10:]):.4f}")
@@ -208,6 +211,10 @@ class LeaderTeacher(BaseRecommender):
                             report.history.append({"step": step, "train_loss": float(np.mean(losses[-c.grad_accum * 10:]))})
                         if step >= c.steps:
                             break
+        # no validation pass while training: valid_seconds stays None; every process trains on as many
+        # samples (accelerate's even batches)
+        report.train_seconds = time.perf_counter() - started
+        report.train_samples = samples * accelerator.num_processes
         self.scorer = accelerator.unwrap_model(scorer)
         report.epochs = -(-step * c.batch_size * c.grad_accum // max(len(train), 1))
         report.notes = {"steps": step, "prompts_seen": step * c.batch_size * c.grad_accum,

@@ -119,17 +119,36 @@ def test_compare_names_the_file_and_a_version_it_cannot_read(tmp_path, version, 
 
 def test_older_runs_without_later_fields_still_load(tmp_path, validator, fresh):
     """Fields added within version 1 (resources, prediction_notes, model.hard_predictions, the timing
-    fields of timing version 2) are optional: a new run without them is an older run."""
+    fields of timing version 2, fit's training speed) are optional: a new run without them is an older run."""
     [new] = fresh.glob("synthetic-small/logreg/*/run.json")
     path = _copy_run(tmp_path, {"resources": None, "prediction_notes": None}, source=new)
     record = json.loads(path.read_text())
     del record["model"]["hard_predictions"]
     keep = ("fit_seconds", "latency_ms_p50", "latency_ms_p95", "throughput_per_s", "peak_rss_mb", "n_params")
     record["timing"] = {k: v for k, v in record["timing"].items() if k in keep}
+    record["fit"] = {k: v for k, v in record["fit"].items() if k not in TRAINING_SPEED}
     path.write_text(json.dumps(record))
     assert problems(validator, read_run(path)) == []
     out = runner.invoke(app, ["compare", "--results-dir", str(tmp_path / "results")])
     assert out.exit_code == 0 and record["model"]["name"] in out.output, out.output
+
+
+TRAINING_SPEED = ("train_samples", "train_seconds", "valid_seconds", "train_samples_per_s", "valid_time_share")
+
+
+def test_a_new_run_records_how_fast_training_went(fresh):
+    """logreg trains by epochs (bench.training.fit_minibatch): samples, seconds and the derived rates;
+    popular does not: null."""
+    [logreg] = [read_run(p) for p in fresh.glob("synthetic-small/logreg/*/run.json")]
+    fit = logreg["fit"]
+    assert fit["train_samples"] == logreg["dataset"]["n_train"] * fit["epochs"]
+    assert fit["train_seconds"] > 0 and fit["valid_seconds"] > 0
+    assert fit["train_samples_per_s"] == pytest.approx(fit["train_samples"] / fit["train_seconds"])
+    assert 0 <= fit["valid_time_share"] <= 1
+    assert fit["valid_time_share"] == pytest.approx(fit["valid_seconds"] / (fit["train_seconds"] + fit["valid_seconds"]))
+    assert fit["train_seconds"] + fit["valid_seconds"] <= logreg["timing"]["fit_seconds"]
+    [popular] = [read_run(p) for p in fresh.glob("synthetic-small/popular/*/run.json")]
+    assert {k: popular["fit"][k] for k in TRAINING_SPEED} == dict.fromkeys(TRAINING_SPEED)
 
 
 @pytest.mark.parametrize("found,ok", [(1, True), (2, True), (3, False), (0, False), (True, False), ("2", False),

@@ -166,6 +166,9 @@ def test_grad_accumulation_counts_optimiser_steps(data):
     model = teacher(data["resources"], steps=2, batch_size=2, grad_accum=2)
     report = model.fit(data["train"], [], seed=0, progress=Progress())
     assert report.notes["steps"] == 2 and report.notes["prompts_seen"] == 8
+    # training speed: the samples of every micro-batch; no validation pass while training
+    assert report.train_samples == 8 and report.train_seconds > 0 and report.valid_seconds is None
+    assert report.train_samples_per_s() > 0 and report.valid_time_share() is None
 
 
 def test_fit_refuses_no_training_samples(data):

@@ -1,0 +1,73 @@
+"""How fast training went (bench.training.fit_minibatch, bench.protocol.FitReport): samples seen, the
+seconds of the updates and of the validation passes, and what run.json's `fit` derives from them.
+No wall-clock values are asserted: only that they are there, positive and consistent."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+import torch
+
+from bench.config import TrainingConfig
+from bench.data import Sample, make_samples, target_matrix
+from bench.progress import Progress
+from bench.protocol import FitReport
+from bench.training import fit_minibatch
+
+
+class DrugBias(torch.nn.Module):
+    """The tiniest model: one learned score per drug, the same for every sample."""
+
+    def __init__(self, n_drugs: int):
+        super().__init__()
+        self.bias = torch.nn.Parameter(torch.zeros(n_drugs))
+
+
+def _fit(bundle, *, epochs: int, patience: int, learns: bool) -> tuple[FitReport, list[Sample]]:
+    """fit_minibatch on DrugBias over synthetic-small; `learns` False: the validation scores never
+    change, so training stops after the first epoch plus `patience`."""
+    samples = make_samples(bundle.patients, "last")
+    train, valid = samples[:120], samples[120:160]
+    targets = torch.from_numpy(target_matrix(train, bundle.drug_vocab).astype(np.float32))
+    module = DrugBias(len(bundle.drug_vocab))
+
+    def batch_loss(indices: np.ndarray) -> torch.Tensor:
+        rows = targets[torch.from_numpy(indices)]
+        return torch.nn.functional.binary_cross_entropy_with_logits(module.bias.expand_as(rows), rows)
+
+    def predict(batch: Sequence[Sample]) -> np.ndarray:
+        scores = torch.sigmoid(module.bias).detach().numpy() if learns else np.full(len(bundle.drug_vocab), 0.5)
+        return np.tile(scores, (len(batch), 1))
+
+    config = TrainingConfig(lr=0.05, epochs=epochs, batch_size=16, patience=patience)
+    report = fit_minibatch(module, config, train=train, valid=valid, batch_loss=batch_loss, predict=predict,
+                           drug_vocab=bundle.drug_vocab, seed=0, progress=Progress(), description="fit")
+    return report, train
+
+
+@pytest.mark.parametrize("epochs,patience,learns,expected_epochs", [(4, 10, True, 4), (20, 2, False, 3)],
+                         ids=["all epochs", "early stop"])
+def test_fit_minibatch_reports_samples_and_seconds(small_bundle, epochs, patience, learns, expected_epochs):
+    report, train = _fit(small_bundle, epochs=epochs, patience=patience, learns=learns)
+    assert report.epochs == expected_epochs == len(report.history)
+    assert report.train_samples == len(train) * report.epochs
+    assert report.train_seconds is not None and report.train_seconds > 0
+    assert report.valid_seconds is not None and report.valid_seconds > 0
+    per_s, share = report.train_samples_per_s(), report.valid_time_share()
+    assert per_s is not None and math.isclose(per_s, report.train_samples / report.train_seconds)
+    assert share is not None and 0 <= share <= 1
+    assert math.isclose(share, report.valid_seconds / (report.train_seconds + report.valid_seconds))
+
+
+@pytest.mark.parametrize("report,per_s,share", [
+    (FitReport(), None, None),                                              # no training by updates
+    (FitReport(train_samples=100, train_seconds=2.0), 50.0, None),          # no validation pass
+    (FitReport(train_samples=100, train_seconds=3.0, valid_seconds=1.0), 100 / 3, 0.25),
+    (FitReport(train_samples=0, train_seconds=0.0, valid_seconds=0.0), None, None),  # nothing measurable
+])
+def test_derived_rates_are_none_where_they_do_not_apply(report, per_s, share):
+    assert report.train_samples_per_s() == (pytest.approx(per_s) if per_s is not None else None)
+    assert report.valid_time_share() == share
