@@ -3,6 +3,8 @@ saved model's config.json (bench.run_record, bench.file_versions, bench.results.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
 import tomllib
@@ -149,6 +151,24 @@ def test_a_new_run_records_how_fast_training_went(fresh):
     assert fit["train_seconds"] + fit["valid_seconds"] <= logreg["timing"]["fit_seconds"]
     [popular] = [read_run(p) for p in fresh.glob("synthetic-small/popular/*/run.json")]
     assert {k: popular["fit"][k] for k in TRAINING_SPEED} == dict.fromkeys(TRAINING_SPEED)
+
+
+@pytest.mark.parametrize("fmt", ["table", "md", "csv", "latex"])
+def test_compare_shows_training_samples_per_s_and_na_for_older_runs(fresh, fmt):
+    """The committed reference runs were recorded before fit.train_samples_per_s: n/a (CSV: empty)."""
+    out = runner.invoke(app, ["compare", "--results-dir", str(fresh), "--reference", "--format", fmt])
+    assert out.exit_code == 0, out.output
+    [logreg] = [read_run(p) for p in fresh.glob("synthetic-small/logreg/*/run.json")]
+    speed = logreg["fit"]["train_samples_per_s"]
+    if fmt == "csv":
+        rows = {(r["dataset"], r["model"], r["source"]): r for r in csv.DictReader(io.StringIO(out.output))}
+        assert float(rows["synthetic-small", "logreg", "user"]["train_samples_per_s"]) == pytest.approx(speed)
+        assert rows["synthetic", "logreg", "reference"]["train_samples_per_s"] == ""
+        return
+    assert "train samples/s" in out.output
+    lines = out.output.splitlines()
+    assert any(f"{speed:,.0f}" in line for line in lines if "synthetic-small" in line and "logreg" in line), out.output
+    assert any("n/a" in line for line in lines if "logreg (ref)" in line), out.output  # logreg has every other value
 
 
 @pytest.mark.parametrize("found,ok", [(1, True), (2, True), (3, False), (0, False), (True, False), ("2", False),

@@ -47,8 +47,15 @@ def _timing(name: str) -> Callable[[dict[str, Any]], tuple[float | None, float |
     return lambda record: (record.get("timing", {}).get(name), None)
 
 
+def _fit(name: str) -> Callable[[dict[str, Any]], tuple[float | None, float | None]]:
+    """A value of run.json's `fit` (None in runs recorded before it, or without `fit`)."""
+    return lambda record: ((record.get("fit") or {}).get(name), None)
+
+
+# the cost columns: training (run.json timing.fit_seconds, fit.train_samples_per_s), then inference
 TIMING_COLUMNS: tuple[Column, ...] = (
     Column("fit_seconds", "fit s", _timing("fit_seconds"), "low", 1),
+    Column("train_samples_per_s", "train samples/s", _fit("train_samples_per_s"), "high", 0, significant=True),
     Column("latency_ms_p50", "p50 ms", _timing("latency_ms_p50"), "low", 3, "latency_below_resolution", True),
     Column("throughput_per_s", "samples/s", _timing("throughput_per_s"), "high", 0, "throughput_below_resolution",
            True),

@@ -35,6 +35,11 @@ def compare(
     a model you ran keeps its row and the reference row sits below it, never merged. --vs takes
     either name (--vs "logreg (ref)").
 
+    Cost columns: "fit s" (wall-clock training time), "train samples/s" (training samples per second
+    of update time, run.json fit.train_samples_per_s; n/a for runs recorded before it and for models
+    that do not train by updates), batch-1 latency "p50 ms" and inference throughput "samples/s". The
+    table shows them in its second part, in every format (CSV: train_samples_per_s).
+
     Example: bench compare --dataset synthetic --format md --vs logreg --plot plots/
              bench compare --reference
     """
