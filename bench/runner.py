@@ -109,7 +109,7 @@ def run(options: RunOptions, progress: Progress) -> tuple[RunRecord, Path]:
     request = cls.teacher_request(config) if cls.teacher is not None and cls.teacher.distils else None
     if request is not None:
         bundle = _load_bundle(options, progress)
-        choice = resolve_teacher(cls.teacher, request, options, bundle.hash, progress)
+        choice = resolve_teacher(cls.teacher, request, options, bundle.hash, progress, bundle=bundle)
     return run_model(options, progress, config=config, bundle=bundle, teacher=choice)
 
 
@@ -146,9 +146,8 @@ def run_model(options: RunOptions, progress: Progress, *, config: Any = None, bu
         raise UserError(f"dataset {options.dataset}: split {options.split} {options.ratios} leaves "
                         f"{len(train)} training and {len(test)} test samples; need both")
     resources = build_resources(bundle, split.train, cls.needs)
-    choice = teacher
-    if choice is not None:
-        resources = replace(resources, teacher=cls.open_teacher(choice, bundle, cache_dir=options.cache_dir,
+    if teacher is not None:
+        resources = replace(resources, teacher=cls.open_teacher(teacher, bundle, cache_dir=options.cache_dir,
                                                                 progress=progress))
     model = cls(config, resources)
 
@@ -212,7 +211,7 @@ def run_model(options: RunOptions, progress: Progress, *, config: Any = None, bu
         fit=FitInfo(**asdict(report), train_samples_per_s=report.train_samples_per_s(),
                     valid_time_share=report.valid_time_share()),
         prediction_notes=notes,
-        teacher=teacher_entry(cls.teacher, choice),
+        teacher=teacher_entry(cls.teacher, teacher),
     )
     if writer:
         write_run(folder, record)
@@ -229,10 +228,10 @@ def _timing_options(options: TimingOptions, cls: type) -> TimingOptions:
 # --- the teacher step: a distilling student's teacher run is resolved before the student is built ---
 
 def resolve_teacher(spec: TeacherSpec, request: TeacherRequest, options: RunOptions, dataset_hash: str,
-                    progress: Progress) -> TeacherChoice:
+                    progress: Progress, *, bundle: DatasetBundle | None = None) -> TeacherChoice:
     """The teacher run for a student run with `options`: the run it names, else the latest compatible
     run of `spec.model` under options.results_dir (bench.teachers), else one trained first
-    (`train_teacher`, announced as such). Announces its choice on stderr."""
+    (`train_teacher`, on `bundle` when the caller has it loaded). Announces its choice on stderr."""
     folder = find_teacher_run(options.results_dir, spec.model, options.dataset, dataset_hash, seed=options.seed,
                               split=options.split, ratios=options.ratios, teacher_run=request.run)
     if folder is not None:
@@ -241,7 +240,8 @@ def resolve_teacher(spec: TeacherSpec, request: TeacherRequest, options: RunOpti
         return choice
     _announce(f"no teacher run for {options.dataset}: training {spec.model} first (explicit step: "
               f"seed {options.seed}, split {options.split} {options.ratios})")
-    return TeacherChoice(spec.model, train_teacher(teacher_options(spec, request, options), progress), "trained")
+    folder = train_teacher(teacher_options(spec, request, options), progress, bundle=bundle)
+    return TeacherChoice(spec.model, folder, "trained")
 
 
 def teacher_options(spec: TeacherSpec, request: TeacherRequest, student: RunOptions) -> RunOptions:
@@ -250,14 +250,14 @@ def teacher_options(spec: TeacherSpec, request: TeacherRequest, student: RunOpti
     return replace(student, model=spec.model, overrides=dict(request.train_overrides), save_model=True)
 
 
-def train_teacher(options: RunOptions, progress: Progress) -> Path:
+def train_teacher(options: RunOptions, progress: Progress, *, bundle: DatasetBundle | None = None) -> Path:
     """Train and store a teacher run (the teacher model's own run, finished before the student's
     starts); its folder. A teacher that itself distils from a teacher is refused."""
     cls = model_class(options.model)
     if cls.teacher is not None and cls.teacher.distils:
         raise UserError(f"teacher {options.model} distils from {cls.teacher.model} itself: train that chain "
                         "by hand, one `bench run` at a time")
-    _, folder = run_model(options, progress)
+    _, folder = run_model(options, progress, bundle=bundle)
     return folder
 
 

@@ -38,6 +38,9 @@ from bench.protocol import Recommender, clear_input_cache
 
 TIMING_VERSION = 2
 BELOW_RESOLUTION = "< timer resolution"
+# run.json timing value -> the flag that says it was below the timer resolution (the value is then null)
+BELOW_FLAGS = {"latency_ms_p50": "latency_below_resolution", "latency_ms_p95": "latency_below_resolution",
+               "throughput_per_s": "throughput_below_resolution"}
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,7 @@ def latency_text(timing: dict[str, Any], key: str = "latency_ms_p50", digits: in
     else the number (3 significant digits below 1 ms, so a fast model does not read as 0.000)."""
     value = timing.get(key)
     if value is None:
-        return BELOW_RESOLUTION if timing.get("latency_below_resolution") else "n/a"
+        return BELOW_RESOLUTION if timing.get(BELOW_FLAGS.get(key, "")) else "n/a"
     return f"{value:.3g}" if value < 1 else f"{value:.{digits}f}"
 
 
@@ -153,5 +156,5 @@ def throughput_text(timing: dict[str, Any]) -> str:
     """Samples per second for a table, "< timer resolution" or "n/a" like `latency_text`."""
     value = timing.get("throughput_per_s")
     if value is None:
-        return BELOW_RESOLUTION if timing.get("throughput_below_resolution") else "n/a"
+        return BELOW_RESOLUTION if timing.get(BELOW_FLAGS["throughput_per_s"]) else "n/a"
     return f"{value:,.0f}"

@@ -42,7 +42,7 @@ def test_an_existing_teacher_run_is_used_and_announced(tmp_path, capsys):
 def test_a_missing_teacher_is_trained_first_with_options_derived_from_the_students(tmp_path, capsys, monkeypatch):
     trained: list[RunOptions] = []
 
-    def train(options: RunOptions, progress: Progress) -> Path:
+    def train(options: RunOptions, progress: Progress, *, bundle=None) -> Path:
         trained.append(options)
         return write_run(tmp_path, "2026-03")
 

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from bench.analysis.reference import base_model, source
 from bench.metric_registry import Metric, model_metrics
-from bench.timing import BELOW_RESOLUTION, TIMING_VERSION, timing_version
+from bench.timing import BELOW_FLAGS, BELOW_RESOLUTION, TIMING_VERSION, timing_version
 
 Better = Literal["high", "low"] | None
 FORMATS = ("table", "md", "csv", "latex")
@@ -56,8 +56,8 @@ def _fit(name: str) -> Callable[[dict[str, Any]], tuple[float | None, float | No
 TIMING_COLUMNS: tuple[Column, ...] = (
     Column("fit_seconds", "fit s", _timing("fit_seconds"), "low", 1),
     Column("train_samples_per_s", "train samples/s", _fit("train_samples_per_s"), "high", 0, significant=True),
-    Column("latency_ms_p50", "p50 ms", _timing("latency_ms_p50"), "low", 3, "latency_below_resolution", True),
-    Column("throughput_per_s", "samples/s", _timing("throughput_per_s"), "high", 0, "throughput_below_resolution",
+    Column("latency_ms_p50", "p50 ms", _timing("latency_ms_p50"), "low", 3, BELOW_FLAGS["latency_ms_p50"], True),
+    Column("throughput_per_s", "samples/s", _timing("throughput_per_s"), "high", 0, BELOW_FLAGS["throughput_per_s"],
            True),
 )
 

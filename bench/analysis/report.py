@@ -18,10 +18,9 @@ from bench.analysis.compare import render
 from bench.errors import UserError
 from bench.io import atomic_write_text
 from bench.analysis.paired import paired_table, render_paired
-from bench.timing import BELOW_RESOLUTION, timing_version
+from bench.timing import BELOW_FLAGS, BELOW_RESOLUTION, timing_version
 
 TIMING_KEYS = ("fit_seconds", "latency_ms_p50", "throughput_per_s", "peak_rss_mb", "n_params")
-BELOW_FLAGS = {"latency_ms_p50": "latency_below_resolution", "throughput_per_s": "throughput_below_resolution"}
 FIGURES = (("frontier", "Accuracy against batch-1 latency (log axis): the accuracy/cost frontier."),
            ("ddi-jaccard", "DDI rate against Jaccard; the dashed line is the ground truth's DDI rate."),
            ("visits", "Jaccard on single-visit (solid) and multi-visit (hatched) patients."))

@@ -3,7 +3,13 @@ at the end of the run, so ratios and throughputs are visible even under -q witho
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# One torch thread by default: on a shared machine several threads wait on each other whenever one is
+# descheduled (2 threads measured up to 7x slower than 1 under load); MEDREC_BENCH_THREADS changes it.
+THREADS = int(os.environ.get("MEDREC_BENCH_THREADS", "1"))
 
 _NOTES: list[str] = []
 
@@ -15,6 +21,17 @@ def speed_note():
         _NOTES.append(line)
 
     return note
+
+
+@pytest.fixture(scope="module")
+def torch_threads():
+    """THREADS torch threads for a module's benchmarks (`pytestmark = pytest.mark.usefixtures(...)`)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(THREADS)
+    yield
+    torch.set_num_threads(before)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:

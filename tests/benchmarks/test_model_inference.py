@@ -34,21 +34,13 @@ from bench.registry import MODELS, model_class
 from bench.splits import split_patients
 
 BATCH = int(os.environ.get("MEDREC_BENCH_BATCH", "256"))
-# One torch thread by default: on a shared machine several threads wait on each other whenever one is
-# descheduled (2 threads measured up to 7x slower than 1 under load); MEDREC_BENCH_THREADS changes it.
-THREADS = int(os.environ.get("MEDREC_BENCH_THREADS", "1"))
 LLM_MODELS = ("leader-teacher", "plain-llm")  # seconds per large batch: timed in pedantic mode, few rounds
 LLM_BASE = "smollm2-135m"                       # the opt-in (slow) variant's base model
 SMOKE_NOTE = ("fitted with smoke_options on synthetic-small (tiny settings; LLM models on the random 2-layer "
               "tiny-llama unless base_model says otherwise): architecture inference cost, not paper-size models")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def torch_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(THREADS)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_threads")
 
 
 @pytest.fixture(scope="module")

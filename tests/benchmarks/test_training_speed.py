@@ -11,8 +11,6 @@ thread (`MEDREC_BENCH_THREADS` to change), as the reference runs.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 
@@ -22,16 +20,9 @@ from bench.progress import Progress
 from bench.registry import model_class
 from bench.splits import split_patients
 
-THREADS = int(os.environ.get("MEDREC_BENCH_THREADS", "1"))
 EPOCH_MODELS = ("logreg", "gamenet", "safedrug", "molerec", "leader-student-nokd")
 
-
-@pytest.fixture(scope="module", autouse=True)
-def torch_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(THREADS)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_threads")
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +48,6 @@ def test_one_training_epoch(benchmark, small_bundle, subset, name):
         "train_samples": report.train_samples,
         "train_samples_per_s": report.train_samples_per_s(),
         "valid_time_share": report.valid_time_share(),
-        "threads": THREADS,
+        "threads": torch.get_num_threads(),
         "note": "one epoch of synthetic-small's training split at the model's default sizes",
     })
