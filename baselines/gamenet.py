@@ -56,7 +56,7 @@ from bench.config import HistoryTrainingConfig
 from bench.data import Sample
 from bench.progress import Progress
 from bench.protocol import FitReport
-from bench.torch_model import TorchRecommender
+from bench.torch_model import EncoderCache, TorchRecommender
 from bench.training import fit_minibatch
 
 
@@ -214,7 +214,7 @@ class GAMENetModule(nn.Module):
         return torch.einsum("bv,bvd->bd", weights, values)
 
 
-class GAMENet(TorchRecommender):
+class GAMENet(EncoderCache, TorchRecommender):
     name: ClassVar[str] = "gamenet"
     needs: ClassVar[frozenset[str]] = frozenset({"ddi", "ehr_graph"})
     Config = GAMENetConfig
@@ -235,10 +235,6 @@ class GAMENet(TorchRecommender):
 
     def logits(self, samples: Sequence[Sample]) -> torch.Tensor:
         return self.module(self.encoder.encode(samples))
-
-    def clear_input_cache(self) -> None:
-        """Forget the visits' cached code indices (bench.protocol.InputCache)."""
-        self.encoder.clear()
 
     def batch_loss(self, batch: VisitBatch, rng: np.random.Generator, temperature: float,
                    counts: dict[str, float]) -> torch.Tensor:

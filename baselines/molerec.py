@@ -54,7 +54,7 @@ from bench.data import Sample
 from bench.errors import UserError
 from bench.progress import Progress
 from bench.protocol import FitReport
-from bench.torch_model import ParameterCache, TorchRecommender
+from bench.torch_model import EncoderCache, ParameterCache, TorchRecommender
 from bench.training import fit_minibatch
 
 
@@ -103,7 +103,7 @@ class MoleRecConfig(HistoryTrainingConfig):
         }
 
 
-class MoleRec(TorchRecommender):
+class MoleRec(EncoderCache, TorchRecommender):
     """MoleRec behind the common interface; see the module docstring for the method and losses."""
 
     name: ClassVar[str] = "molerec"
@@ -149,10 +149,6 @@ class MoleRec(TorchRecommender):
         if self.module.training or torch.is_grad_enabled():
             return self.module(batch)
         return self.module(batch, self._pieces.get(self.module, self.module.drug_pieces))
-
-    def clear_input_cache(self) -> None:
-        """Forget the visits' cached code indices (bench.protocol.InputCache)."""
-        self.encoder.clear()
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
         self._pieces.clear()

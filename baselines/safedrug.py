@@ -39,7 +39,7 @@ from bench.config import HistoryTrainingConfig
 from bench.data import Sample, target_matrix
 from bench.progress import Progress
 from bench.protocol import FitReport
-from bench.torch_model import ParameterCache, TorchRecommender
+from bench.torch_model import EncoderCache, ParameterCache, TorchRecommender
 from bench.training import fit_minibatch
 
 
@@ -133,7 +133,7 @@ class SafeDrugModule(torch.nn.Module):
         return global_branch * local_branch
 
 
-class SafeDrug(TorchRecommender):
+class SafeDrug(EncoderCache, TorchRecommender):
     name: ClassVar[str] = "safedrug"
     needs: ClassVar[frozenset[str]] = frozenset({"ddi", "smiles"})
     Config = SafeDrugConfig
@@ -155,10 +155,6 @@ class SafeDrug(TorchRecommender):
         if drug_embeddings is None:
             drug_embeddings = self.module.drug_embeddings()
         return self.module(self.encoder.encode(samples), drug_embeddings)
-
-    def clear_input_cache(self) -> None:
-        """Forget the visits' cached code indices (bench.protocol.InputCache)."""
-        self.encoder.clear()
 
     @torch.no_grad()
     def predict_proba(self, samples: Sequence[Sample]) -> np.ndarray:

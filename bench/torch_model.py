@@ -73,3 +73,14 @@ class ParameterCache:
 
     def clear(self) -> None:
         self._refs, self._versions, self._value = (), (), None
+
+
+class EncoderCache:
+    """Mixin for a model whose `self.encoder` keeps per-visit input encodings and forgets them with
+    `clear()`: it makes the model a bench.protocol.InputCache."""
+
+    encoder: Any
+
+    def clear_input_cache(self) -> None:
+        """Forget the visits' cached code indices (bench.protocol.InputCache)."""
+        self.encoder.clear()

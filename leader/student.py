@@ -48,7 +48,7 @@ from bench.data import DatasetBundle, Sample
 from bench.errors import UserError
 from bench.progress import Progress
 from bench.protocol import AblationStep, FitReport, Resources, TeacherChoice, TeacherRequest, TeacherSource, TeacherSpec
-from bench.torch_model import TorchRecommender
+from bench.torch_model import EncoderCache, TorchRecommender
 from bench.training import fit_minibatch
 from leader.distill import TrainingHeads, distill_mse, kd_subset, standardise
 from leader.student_layers import (ProfileEncoder, ProfileVocab, StudentBatch, StudentEncoder, TransformerBlock,
@@ -170,7 +170,7 @@ class StudentModule(torch.nn.Module):
         return self.output(F.relu(feature)), feature, prompt
 
 
-class LeaderStudentNoKD(TorchRecommender):
+class LeaderStudentNoKD(EncoderCache, TorchRecommender):
     """LEADER(S) trained without a teacher (BCE + profile alignment): the paper's no-KD ablation.
     `leader-student` is this model plus feature-level distillation."""
 
@@ -193,10 +193,6 @@ class LeaderStudentNoKD(TorchRecommender):
 
     def logits(self, samples: Sequence[Sample]) -> torch.Tensor:
         return self.module(self.encoder.encode(samples))[0]
-
-    def clear_input_cache(self) -> None:
-        """Forget the visits' cached code indices (bench.protocol.InputCache)."""
-        self.encoder.clear()
 
     # --- state: the module's weights and the profile vocabulary ---------------------------------
     def state(self) -> dict[str, np.ndarray]:
