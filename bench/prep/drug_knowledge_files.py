@@ -196,25 +196,24 @@ def differs_summary(folder: Path, findings: list[Finding]) -> str | None:
 
 
 ALLOW_MODIFIED = "--allow-modified-resources"
-_VERIFIED: dict[tuple, list[Finding]] = {}  # verify_folder per (folder, name/size/mtime of every file)
+def _finding_for_use(folder: Path, resource: Resource, sha256: str | None) -> Finding:
+    """verify_file, without parsing a file whose sha256 is the pinned one (a pinned file parses)."""
+    if sha256 is None and (folder / resource.name).is_file():
+        sha256 = file_sha256(folder / resource.name)
+    if sha256 == resource.sha256:
+        return Finding(resource.name, OK, "pinned", resource.required)
+    return verify_file(folder, resource)
 
 
-def _verified(folder: Path) -> list[Finding]:
-    """verify_folder, memoised per process while no file of the folder changes (size, mtime, inode, ctime)."""
-    # inode and ctime too: a copy that keeps size and mtime (cp -p, rsync -t) still changes those
-    stats = tuple(sorted((p.name, s.st_size, s.st_mtime_ns, s.st_ino, s.st_ctime_ns) for p in folder.iterdir()
-                         if p.is_file() for s in (p.stat(),)))
-    key = (str(folder.resolve()), stats)
-    if key not in _VERIFIED:
-        _VERIFIED[key] = verify_folder(folder)
-    return _VERIFIED[key]
-
-
-def check_for_use(folder: Path, allow_modified: bool = False) -> dict[str, object]:
+def check_for_use(folder: Path, allow_modified: bool = False,
+                  sha256: Mapping[str, str] | None = None) -> dict[str, object]:
     """Verify the files preparation reads before they are used: a fatal finding is a UserError, and so
-    is a checksum that differs from the pinned version unless `allow_modified`. Returns what run.json
-    records: {"folder", "modified": [file names], "allowed": allow_modified}."""
-    findings = [f for f in _verified(folder) if f.required]
+    is a checksum that differs from the pinned version unless `allow_modified`. `sha256`: the folder's
+    digests by file name, when the caller has them. Returns what run.json records: {"folder"
+    (resolved), "modified": [file names], "allowed": allow_modified, "sha256": every file's digest}."""
+    digests = dict(sha256) if sha256 is not None else {
+        path.name: file_sha256(path) for path in sorted(folder.iterdir()) if path.is_file()}
+    findings = [_finding_for_use(folder, r, digests.get(r.name)) for r in RESOURCES if r.required]
     problem = failure_summary(folder, findings)
     if problem:
         raise UserError(problem)
@@ -223,7 +222,7 @@ def check_for_use(folder: Path, allow_modified: bool = False) -> dict[str, objec
         raise UserError(f"{differs_summary(folder, findings)}; restore the pinned "
                         f"file{'s' if len(modified) > 1 else ''} or pass {ALLOW_MODIFIED} to use "
                         f"{'them' if len(modified) > 1 else 'it'} anyway")
-    return {"folder": str(folder), "modified": modified, "allowed": allow_modified}
+    return {"folder": str(folder.resolve()), "modified": modified, "allowed": allow_modified, "sha256": digests}
 
 
 @dataclass(frozen=True)

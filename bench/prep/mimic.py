@@ -301,16 +301,16 @@ def load_mimic(card: DatasetCard, *, data_dir: Path | None, resources: Path | No
         raise UserError(f"--data-dir {data_dir}: {what} (expected the folder of the raw tables)")
     params = apply_overrides(MimicParams, overrides, owner=f"dataset {card.name}", base=card.params)
     kb_dir = resources_dir(resources)
-    checked = check_for_use(kb_dir, allow_modified_resources)
+    kb_files = sorted(p for p in kb_dir.iterdir() if p.is_file())
+    kb_digests = {path: file_sha256(path) for path in kb_files}
+    # refused before any table is read; run.json gets the folder and every file's sha256 (to repeat the run)
+    checked = check_for_use(kb_dir, allow_modified_resources, {p.name: d for p, d in kb_digests.items()})
     spec = FORMATS[card.format]
     inputs = sorted(p for p in _table_folder(data_dir, spec).iterdir() if p.is_file() and p.name.lower().split(".")[0]
                     in {s.lower() for s in (spec.admissions, spec.diagnoses, spec.procedures, spec.prescriptions,
                                             spec.d_diagnoses, spec.d_procedures)})
-    inputs += sorted(p for p in kb_dir.iterdir() if p.is_file())
-    digests = {path: file_sha256(path) for path in inputs}
-    # what run.json needs to repeat the run, modified files included: the folder and every file's sha256
-    checked = {**checked, "folder": str(kb_dir.resolve()),
-               "sha256": {path.name: digests[path] for path in inputs if path.parent == kb_dir}}
+    digests = {**{path: file_sha256(path) for path in inputs}, **kb_digests}
+    inputs += kb_files
     key = cache_key(card.name, {"format": card.format, "version": PREPARE_VERSION, **asdict(params)}, inputs, digests)
     bundle = cached_bundle(key, cache_dir)
     if bundle is None:
