@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from bench.prep.bundle_store import cache_root
 from bench.prep.downloads import DownloadError, Transport, download_verified, is_valid
 from bench.errors import UserError
 from bench.registry import DatasetCard, dataset_cards
@@ -26,6 +25,8 @@ SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 def data_home() -> Path:
     """$MEDREC_DATA, else `<cache root>/data`."""
+    from bench.prep.bundle_store import cache_root  # not at import: it pulls in polars for every verb
+
     return Path(os.environ.get(ENV_VAR) or cache_root() / "data")
 
 
