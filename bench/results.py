@@ -7,7 +7,10 @@ the committed reference runs live apart, in `results/reference/<dataset>/...` (b
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ from bench.errors import UserError
 from bench.file_versions import version_problem
 from bench.io import atomic_path, atomic_write_text
 from bench.run_record import SCHEMA_VERSION, LoadedRun, RunRecord
+from bench.tempfiles import STALE_AFTER
 
 RUN_FILE = "run.json"
 PREDICTIONS_FILE = "predictions.safetensors"
@@ -173,15 +177,10 @@ class RunFolder:
     @property
     def maybe_running(self) -> bool:
         """Incomplete but changed within STALE_AFTER seconds: a run may still be writing it."""
-        from bench.tempfiles import STALE_AFTER
-
         return not self.complete and self.idle_seconds < STALE_AFTER
 
 
 def _idle_seconds(folder: Path) -> float:
-    import os
-    import time
-
     newest = folder.stat().st_mtime
     for root, dirs, files in os.walk(folder):
         for name in dirs + files:
@@ -206,14 +205,14 @@ def run_folders(results_dir: Path) -> list[RunFolder]:
             continue
         complete = (path / RUN_FILE).is_file()
         if complete or RUN_ID.fullmatch(path.name):
-            folders.append(RunFolder(*parts, path=path, complete=complete, idle_seconds=_idle_seconds(path)))
+            # only an incomplete folder's age matters (RunFolder.maybe_running): complete ones are not walked
+            folders.append(RunFolder(*parts, path=path, complete=complete,
+                                     idle_seconds=0.0 if complete else _idle_seconds(path)))
     return folders
 
 
 def remove_incomplete(folders: list[RunFolder]) -> tuple[list[RunFolder], list[RunFolder]]:
     """Delete the incomplete folders that no run may still be writing; returns (removed, kept)."""
-    import shutil
-
     removed, kept = [], []
     for folder in folders:
         if folder.complete:

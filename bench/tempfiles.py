@@ -32,9 +32,9 @@ def make_temp_dir(parent: Path, name: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=temp_prefix(name), dir=parent))
 
 
-def make_temp_file(parent: Path, name: str, suffix: str = ".tmp") -> Path:
+def make_temp_file(parent: Path, name: str) -> Path:
     """A new empty temporary file for `parent / name` (created in `parent`, mode 0600)."""
-    fd, path = tempfile.mkstemp(prefix=temp_prefix(name), suffix=suffix, dir=parent)
+    fd, path = tempfile.mkstemp(prefix=temp_prefix(name), suffix=".tmp", dir=parent)
     os.close(fd)
     return Path(path)
 
@@ -57,9 +57,9 @@ def _remove(path: Path, is_dir: bool) -> None:
         path.unlink(missing_ok=True)
 
 
-def remove_stale(parent: Path, name: str | None = None, *, older_than: float = STALE_AFTER) -> list[Path]:
+def remove_stale(parent: Path, name: str | None = None) -> list[Path]:
     """Delete the temporaries in `parent` (of `name` only, or of any name) whose writer on this host is
-    gone and that are older than `older_than` seconds; returns what was removed. Never raises."""
+    gone and that are older than STALE_AFTER seconds; returns what was removed. Never raises."""
     start = f".{name}.tmp-" if name is not None else "."
     removed: list[Path] = []
     try:
@@ -73,7 +73,7 @@ def remove_stale(parent: Path, name: str | None = None, *, older_than: float = S
             continue
         pid = int(match["pid"])
         try:
-            if pid == os.getpid() or writer_alive(pid) or now - entry.stat(follow_symlinks=False).st_mtime < older_than:
+            if pid == os.getpid() or writer_alive(pid) or now - entry.stat(follow_symlinks=False).st_mtime < STALE_AFTER:
                 continue
             _remove(Path(entry.path), entry.is_dir(follow_symlinks=False))
         except OSError:

@@ -115,16 +115,6 @@ def one_line_error(out, *fragments: str) -> str:
     return lines[0]
 
 
-class DataRoot:
-    """`DATA / "mimic3-demo"`: the located folder (see data_path), for code written against one data root."""
-
-    def __truediv__(self, name: str) -> Path:
-        return data_path(name)
-
-
-DATA = DataRoot()
-
-
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "needs_data(*names, files=()): the test reads these data folders "
                             "(mimic3-demo, medkb); skipped where none is found (failed under MEDREC_REQUIRE_DATA=1)")

@@ -20,9 +20,9 @@ import bench.prep.mimic
 from bench.cli import app
 from bench.loading import load_bundle
 from bench.prep.drug_knowledge import load_medkb
-from tests.conftest import DATA as SHARED_DATA
+from tests.conftest import data_path
 
-MEDKB = SHARED_DATA / "medkb"  # SHARED_DATA / name: the located folder (tests.conftest.data_path)
+MEDKB = data_path("medkb")  # the located folder (tests.conftest.data_path)
 pytestmark = pytest.mark.needs_data("medkb")
 
 # NDC11 (strings, leading zeros) -> ATC3, real entries of medkb's ndc2rxnorm_mapping.txt.
@@ -339,8 +339,8 @@ def test_the_wrong_release_gives_a_one_line_error(mimic4_dir, tmp_path):
                                     "icd_version); use --dataset mimic4-demo or mimic4"),
         ("mimic3-demo", mimic4_dir / "hosp", f"{mimic4_dir / 'hosp'} looks like MIMIC-IV (diagnoses_icd.csv.gz "
                                              "with icd_version); use --dataset mimic4-demo or mimic4"),
-        ("mimic4-demo", SHARED_DATA / "mimic3-demo", f"{SHARED_DATA / 'mimic3-demo'} looks like MIMIC-III "
-                                                     "(DIAGNOSES_ICD.csv with icd9_code); use --dataset mimic3-demo or mimic3"),
+        ("mimic4-demo", data_path("mimic3-demo"), f"{data_path('mimic3-demo')} looks like MIMIC-III "
+                                                  "(DIAGNOSES_ICD.csv with icd9_code); use --dataset mimic3-demo or mimic3"),
     ]:
         with pytest.raises(UserError) as info:
             load_bundle(name, data_dir=data_dir, resources=MEDKB, cache_dir=tmp_path / "cache")

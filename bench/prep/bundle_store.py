@@ -19,7 +19,6 @@ from typing import Any
 
 import polars as pl
 
-from bench.io import file_sha256
 from bench.data import DatasetBundle, Visit, Vocab, group_visits
 from bench.tempfiles import make_temp_dir, remove_stale
 
@@ -36,12 +35,11 @@ def cache_root(cache_dir: Path | None = None) -> Path:
     return Path(os.environ.get(ENV_VAR) or Path.home() / ".cache" / "medrec-bench")
 
 
-def cache_key(name: str, params: dict[str, Any], inputs: list[Path], digests: dict[Path, str] | None = None) -> str:
-    """`<name>-<16 hex>` over the name, parameters and the inputs' names and checksums (`digests`:
-    checksums already computed, by path)."""
-    digests = digests or {}
+def cache_key(name: str, params: dict[str, Any], inputs: list[Path], digests: dict[Path, str]) -> str:
+    """`<name>-<16 hex>` over the name, parameters and the inputs' names and checksums (`digests`: the
+    sha256 of every input, by path)."""
     payload = {"store": STORE_VERSION, "name": name, "params": params,
-               "inputs": [[p.name, digests.get(p) or file_sha256(p)] for p in inputs]}
+               "inputs": [[p.name, digests[p]] for p in inputs]}
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
     return f"{name}-{digest[:16]}"
 

@@ -41,6 +41,8 @@ def parse_row(line: bytes) -> list[str]:
 
 
 _CUT = "(file cut short?); download it again"
+_NO_LINE_BREAK = ("last row does not end with a line break: the file was cut short (download it again) "
+                  "or saved without a final line break (add one)")
 
 
 def count_lines(path: Path) -> int:
@@ -52,18 +54,17 @@ def count_lines(path: Path) -> int:
     return count
 
 
-def _gzip_tail(path: Path) -> tuple[bytes, bool, int]:
-    """A .gz read to the end: its last TAIL bytes, whether they are all of it, and its line breaks."""
-    tail, size, newlines = b"", 0, 0
+def _gzip_tail(path: Path) -> tuple[bytes, bool]:
+    """A .gz read to the end: its last TAIL bytes, and whether they are all of it."""
+    tail, size = b"", 0
     try:
         with gzip.open(path, "rb") as handle:
             while block := handle.read(BLOCK):
                 size += len(block)
-                newlines += block.count(b"\n")
                 tail = (tail + block)[-TAIL:] if len(block) < TAIL else block[-TAIL:]
     except (OSError, EOFError, zlib.error) as exc:
         raise UserError(f"{path}: truncated or corrupt gzip ({exc}); download it again") from None
-    return tail, size <= TAIL, newlines
+    return tail, size <= TAIL
 
 
 def _plain_tail(path: Path) -> tuple[bytes, bool]:
@@ -88,10 +89,7 @@ def last_row_problem(tail: bytes, n_fields: int, whole: bool) -> str | None:
         return None
     cut = body.rfind(b"\n")
     if cut < 0:  # one line: the header alone (whole file), or a last line longer than TAIL
-        if whole or ends:
-            return None
-        return ("last row does not end with a line break: the file was cut short (download it again) "
-                "or saved without a final line break (add one)")
+        return None if whole or ends else _NO_LINE_BREAK
     line = body[cut + 1:]
     if line.count(b'"') % 2:  # a quoted field with a line break inside, or a row cut inside quotes
         return None if ends else f"last row ends inside a quoted field {_CUT}"
@@ -103,24 +101,16 @@ def last_row_problem(tail: bytes, n_fields: int, whole: bool) -> str | None:
         return f"last row has {fields} of {n_fields} fields {_CUT}"
     if fields > n_fields:
         return f"last row has {fields} fields, the header {n_fields}"
-    if ends:
-        return None
-    return ("last row does not end with a line break: the file was cut short (download it again) "
-            "or saved without a final line break (add one)")
+    return None if ends else _NO_LINE_BREAK
 
 
 def check_complete(path: Path, n_fields: int) -> None:
     """UserError naming the file and line when the table looks cut short (or its gzip is truncated)."""
-    newlines: int | None = None
-    if is_gzip(path):
-        tail, whole, newlines = _gzip_tail(path)
-    else:
-        tail, whole = _plain_tail(path)
+    tail, whole = _gzip_tail(path) if is_gzip(path) else _plain_tail(path)
     problem = last_row_problem(tail, n_fields, whole)
-    if problem:
-        newlines = count_lines(path) if newlines is None else newlines
-        body, ends = _last_row(tail)
-        line = newlines - tail[len(body):].count(b"\n") + 1  # the last non-blank row's line number
+    if problem:  # lines are counted on this error path only
+        body, _ = _last_row(tail)
+        line = count_lines(path) - tail[len(body):].count(b"\n") + 1  # the last non-blank row's line number
         raise UserError(f"{path}, line {line}: {problem}")
 
 

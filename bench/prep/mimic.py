@@ -224,10 +224,10 @@ def _check_release(data_dir: Path, fmt: str) -> None:
 
 
 def prepare_mimic(name: str, fmt: str, data_dir: Path, kb: MedKB, params: MimicParams,
-                  step: Callable[[str], None] = lambda _: None,
-                  digests: dict[Path, str] | None = None) -> DatasetBundle:
+                  step: Callable[[str], None] = lambda _: None, *,
+                  digests: dict[Path, str]) -> DatasetBundle:
     """Read the raw tables of `data_dir` and build the bundle (no caching here). `digests` are the
-    sha256 of input files already hashed (for the cache key); meta["inputs"] records, per table, the
+    sha256 of every input file, hashed once for the cache key; meta["inputs"] records, per table, the
     file that was read and its sha256; meta["warnings"] what was dropped for being implausible."""
     spec = FORMATS[fmt]
     _check_release(data_dir, fmt)
@@ -278,14 +278,14 @@ def prepare_mimic(name: str, fmt: str, data_dir: Path, kb: MedKB, params: MimicP
         profile_fields=spec.profile_fields,
         meta={"source": fmt, "data_dir": str(data_dir), "resources": str(kb.folder), "params": asdict(params),
               "prepare_version": PREPARE_VERSION, "counts": counts, "warnings": warnings,
-              "inputs": _inputs({**tables, **{f"d_{k}": t for k, t in d_tables.items()}}, data_dir, digests or {})})
+              "inputs": _inputs({**tables, **{f"d_{k}": t for k, t in d_tables.items()}}, data_dir, digests)})
     return replace(bundle, meta={**bundle.meta, "summary": bundle_summary(bundle)})
 
 
 def _inputs(tables: dict[str, RawTable], data_dir: Path, digests: dict[Path, str]) -> dict[str, dict[str, str]]:
     """{table: {"file": path under data_dir, "sha256": ...}}: which file was read for every table."""
     return {kind: {"file": str(table.path.relative_to(data_dir)),
-                   "sha256": digests.get(table.path) or file_sha256(table.path)} for kind, table in tables.items()}
+                   "sha256": digests[table.path]} for kind, table in tables.items()}
 
 
 def load_mimic(card: DatasetCard, *, data_dir: Path | None, resources: Path | None, overrides: dict[str, str],
@@ -314,7 +314,7 @@ def load_mimic(card: DatasetCard, *, data_dir: Path | None, resources: Path | No
     key = cache_key(card.name, {"format": card.format, "version": PREPARE_VERSION, **asdict(params)}, inputs, digests)
     bundle = cached_bundle(key, cache_dir)
     if bundle is None:
-        bundle = prepare_mimic(card.name, card.format, data_dir, load_medkb(kb_dir), params, step, digests)
+        bundle = prepare_mimic(card.name, card.format, data_dir, load_medkb(kb_dir), params, step, digests=digests)
         store_bundle(bundle, key, cache_dir)
     # the cache is keyed by file names and checksums, not paths: the folders are this load's
     return replace(bundle, meta={**bundle.meta, "data_dir": str(data_dir), "resources": str(kb_dir),
