@@ -24,13 +24,18 @@ PROTOCOLS: tuple[str, ...] = ("last", "every")
 
 @dataclass(frozen=True)
 class Visit:
-    """One hospital admission. Codes are string tokens (MIMIC-IV keeps the ICD version: `9:4019`)."""
+    """One hospital admission. Codes are string tokens (MIMIC-IV keeps the ICD version: `9:4019`).
+
+    `tags` name the generating mechanisms that shaped this visit's drugs (synthetic cohorts only, see
+    datasets/synthetic/README.md: "interaction", "carry_over", "escalation", "avoidance"); they become
+    evaluation groups and are never a model input."""
 
     admission_id: int
     diagnoses: tuple[str, ...]
     procedures: tuple[str, ...]
     drugs: tuple[str, ...]
     profile: Mapping[str, str] = field(default_factory=dict, hash=False)
+    tags: frozenset[str] = frozenset()
 
     def codes(self, code_type: str) -> tuple[str, ...]:
         """The visit's codes of one type: "diagnosis", "procedure" or "drug"."""
@@ -147,6 +152,8 @@ def content_hash(bundle: DatasetBundle) -> str:
         for visit in patient.visits:
             record = [patient.id, visit.admission_id, visit.diagnoses, visit.procedures, visit.drugs,
                       sorted(visit.profile.items())]
+            if visit.tags:  # untagged data (MIMIC, synthetic-v1) keeps the hash it always had
+                record.append(sorted(visit.tags))
             digest.update(json.dumps(record, separators=(",", ":")).encode())
     rest = {
         "vocabs": {k: list(v.tokens) for k, v in sorted(bundle.vocabs.items())},
