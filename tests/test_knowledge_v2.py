@@ -1,0 +1,106 @@
+"""Version 2 of the synthetic cohort's knowledge table (datasets/synthetic/v2): rows appended to version 1's
+files plus the long tail of diagnosis codes and the incidental codes. Checked against the same references as
+version 1 (tests/test_knowledge.py): CMS v32 ICD-9 titles, WHO ATC names, RDKit SMILES, and the pinned
+NDC -> ATC mapping of medkb."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import requires_data
+from tests.test_knowledge import cms_titles
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+V1 = REPO_ROOT / "datasets" / "synthetic" / "knowledge"
+V2 = REPO_ROOT / "datasets" / "synthetic" / "v2"
+
+# Molecular formula of each representative drug (salt included where the drug is a salt); gentamicin is its
+# C1a component.
+FORMULAS = {
+    "A03A": "C19H28BrNO3", "A07A": "C43H51N3O11", "A07E": "C7H7NO3", "A11C": "C27H44O", "A11G": "C6H8O6",
+    "A16A": "C7H15NO3", "B05C": "ClNa", "C01E": "C10H13N5O4", "C03B": "C16H16ClN3O3S", "C04A": "C13H18N4O3",
+    "D01A": "C22H17ClN2", "D06B": "C10H9AgN4O2S", "D07A": "C21H27FO6", "G03C": "C18H24O2", "H05B": "C22H22F3N",
+    "J01A": "C22H24N2O8", "J01G": "C19H39N5O7", "J04A": "C6H7N3O", "L01X": "Cl2H6N2Pt", "L04A": "C17H20O6",
+    "M02A": "C14H11Cl2NO2", "M03A": "C14H30Cl2N2O4", "N02C": "C14H21N3O2S", "N04B": "C9H11NO4",
+    "N07A": "C12H19BrN2O2", "R01A": "C16H24N2O", "R05D": "C18H25NO", "S01A": "C8H10N2O3S",
+    "S01E": "C13H24N4O3S",
+}
+
+
+def rows(folder: Path, name: str) -> list[dict[str, str]]:
+    with open(folder / name, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def both(name: str) -> list[dict[str, str]]:
+    """Version 1's rows followed by version 2's, as the cohort generator reads them."""
+    return rows(V1, name) + (rows(V2, name) if (V2 / name).exists() else [])
+
+
+def element_counts(formula: str) -> Counter[str]:
+    """'C2H6O' -> {'C': 2, 'H': 6, 'O': 1} (any element order)."""
+    counts: Counter[str] = Counter()
+    for element, number in re.findall(r"([A-Z][a-z]?)(\d*)", formula):
+        counts[element] += int(number or 1)
+    return counts
+
+
+def test_element_counts_reads_any_order():
+    assert element_counts("Cl2H6N2Pt") == element_counts("H6Cl2N2Pt") == Counter(Cl=2, H=6, N=2, Pt=1)
+    assert element_counts("C6H8O6") != element_counts("C6H8O7")
+
+
+def test_v2_atc3_classes_are_new_and_well_formed():
+    new = rows(V2, "atc3.csv")
+    with open(V2 / "atc3.csv", newline="", encoding="utf-8") as handle:
+        assert next(csv.reader(handle)) == ["atc3", "name", "drug", "smiles"]
+    codes = [r["atc3"] for r in new]
+    assert len(codes) == len(set(codes)) == 29 and all(re.fullmatch(r"[A-Z]\d\d[A-Z]", c) for c in codes)
+    assert not set(codes) & {r["atc3"] for r in rows(V1, "atc3.csv")}
+    assert set(codes) == set(FORMULAS)
+    assert all(r["drug"] and r["smiles"] for r in new)
+
+
+def test_v2_smiles_parse_and_have_the_drugs_formula():
+    from rdkit import Chem, RDLogger
+    from rdkit.Chem.rdMolDescriptors import CalcMolFormula
+
+    RDLogger.DisableLog("rdApp.*")
+    for r in rows(V2, "atc3.csv"):
+        mol = Chem.MolFromSmiles(r["smiles"])
+        assert mol is not None, r["atc3"]
+        assert element_counts(CalcMolFormula(mol)) == element_counts(FORMULAS[r["atc3"]]), (r["atc3"], r["drug"])
+
+
+def who_atc_index(folder: Path) -> dict[str, set[str]]:
+    """ATC code -> its lower-case names (a few codes have two) in medkb's atc_coding.csv.gz."""
+    names: dict[str, set[str]] = {}
+    with gzip.open(folder / "atc_coding.csv.gz", "rt", encoding="utf-8") as handle:
+        for r in csv.DictReader(handle):
+            names.setdefault(r["atc_code"], set()).add(r["atc_name"].lower())
+    return names
+
+
+def test_v2_atc3_names_and_drugs_match_the_who_atc_index():
+    index = who_atc_index(requires_data("medkb"))
+    for r in rows(V2, "atc3.csv"):
+        assert r["name"] in index.get(r["atc3"], set()), (r["atc3"], r["name"])
+        # the drug (salt name allowed) is a level-5 substance of the class: "ascorbic acid (vit c)" counts
+        # as "ascorbic acid", "suxamethonium" covers "suxamethonium chloride"
+        members = {re.sub(r"\s*\(.*\)$", "", name) for code, found in index.items()
+                   if len(code) == 7 and code.startswith(r["atc3"]) for name in found}
+        assert any(r["drug"] == m or r["drug"].startswith(m + " ") for m in members), (r["atc3"], r["drug"])
+
+
+def test_every_v2_atc3_class_has_an_ndc_in_the_pinned_mapping():
+    from bench.prep.drug_knowledge import load_medkb
+
+    mapped = set(load_medkb(requires_data("medkb")).ndc_to_atc3().values())
+    missing = [r["atc3"] for r in rows(V2, "atc3.csv") if r["atc3"] not in mapped]
+    assert not missing
