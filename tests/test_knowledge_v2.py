@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import requires_data
-from tests.test_knowledge import cms_titles
+from tests.test_knowledge import cms_titles, words
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 V1 = REPO_ROOT / "datasets" / "synthetic" / "knowledge"
@@ -104,3 +104,88 @@ def test_every_v2_atc3_class_has_an_ndc_in_the_pinned_mapping():
     mapped = set(load_medkb(requires_data("medkb")).ndc_to_atc3().values())
     missing = [r["atc3"] for r in rows(V2, "atc3.csv") if r["atc3"] not in mapped]
     assert not missing
+
+
+APPENDED = {  # version 2 files with version 1's layout: their rows follow version 1's
+    "atc3.csv": ["atc3", "name", "drug", "smiles"],
+    "conditions.csv": ["condition", "name", "prevalence", "chronic", "group"],
+    "condition_diagnoses.csv": ["condition", "icd9", "title", "kind"],
+    "condition_procedures.csv": ["condition", "icd9", "title", "probability"],
+    "condition_drugs.csv": ["condition", "atc3", "probability", "persistent"],
+    "comorbidities.csv": ["condition_a", "condition_b", "weight"],
+}
+
+
+def test_appended_files_have_version_1_columns_and_load_with_it(tmp_path):
+    from bench.prep.synthetic_cohort import load_knowledge
+
+    for name, columns in APPENDED.items():
+        with open(V2 / name, newline="", encoding="utf-8") as handle:
+            assert next(csv.reader(handle)) == columns, name
+        with open(tmp_path / name, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, columns, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(both(name))
+    (tmp_path / "ddi_pairs.csv").write_bytes((V1 / "ddi_pairs.csv").read_bytes())
+    kb = load_knowledge(tmp_path)
+    assert len(kb.conditions) == 55 + 18 and len(kb.drugs) == 69 + 29
+    he = kb.conditions.index("hepatic_encephalopathy")
+    assert kb.drug_p[he, kb.drugs.index("A07A")] == 0.9 and kb.persistent[he, kb.drugs.index("A07A")]
+    assert kb.comorbidity[he, kb.conditions.index("liver_cirrhosis")] == 8
+
+
+def test_v2_conditions_and_their_references_exist():
+    names = [r["condition"] for r in both("conditions.csv")]
+    assert len(names) == len(set(names)) and len(rows(V2, "conditions.csv")) == 18
+    for r in rows(V2, "conditions.csv"):
+        assert float(r["prevalence"]) > 0 and r["chronic"] in ("true", "false") and r["group"] and r["name"]
+    known = set(names) | {"_background"}
+    atc = {r["atc3"] for r in both("atc3.csv")}
+    for name, column in [("condition_diagnoses.csv", "condition"), ("condition_procedures.csv", "condition"),
+                         ("condition_drugs.csv", "condition"), ("comorbidities.csv", "condition_a"),
+                         ("comorbidities.csv", "condition_b")]:
+        assert {r[column] for r in rows(V2, name)} <= known, name
+    assert {r["atc3"] for r in rows(V2, "condition_drugs.csv")} <= atc
+    drugs = both("condition_drugs.csv")
+    assert len({(r["condition"], r["atc3"]) for r in drugs}) == len(drugs)
+    for r in rows(V2, "condition_drugs.csv"):
+        assert 0 < float(r["probability"]) <= 1 and r["persistent"] in ("true", "false")
+    # every new class is prescribed for some condition, except metolazone, the generator's second-line diuretic
+    assert {r["atc3"] for r in rows(V2, "atc3.csv")} - {r["atc3"] for r in drugs} == {"C03B"}
+    pairs = [frozenset((r["condition_a"], r["condition_b"])) for r in both("comorbidities.csv")]
+    assert len(pairs) == len(set(pairs)) and all(len(p) == 2 for p in pairs)
+    assert all(float(r["weight"]) > 0 for r in rows(V2, "comorbidities.csv"))
+    procs = both("condition_procedures.csv")
+    assert len({(r["condition"], r["icd9"]) for r in procs}) == len(procs)
+    assert all(0 < float(r["probability"]) <= 1 for r in rows(V2, "condition_procedures.csv"))
+
+
+def test_v2_condition_codes_have_cms_titles_and_a_rare_code_sharing_a_word():
+    dx, sg = cms_titles("DX"), cms_titles("SG")
+    for r in rows(V2, "condition_diagnoses.csv"):
+        assert dx.get(r["icd9"]) == r["title"], r
+    for r in rows(V2, "condition_procedures.csv"):
+        assert sg.get(r["icd9"]) == r["title"], r
+    mine = rows(V2, "condition_diagnoses.csv")
+    assert {r["kind"] for r in mine} == {"common", "rare"}
+    for condition in (r["condition"] for r in rows(V2, "conditions.csv")):
+        common = [r["title"] for r in mine if r["condition"] == condition and r["kind"] == "common"]
+        rare = [r["title"] for r in mine if r["condition"] == condition and r["kind"] == "rare"]
+        assert 2 <= len(common) <= 4 and rare, condition
+        shared = set().union(*(words(t) for t in common))
+        assert any(words(t) & shared for t in rare), (condition, rare)
+
+
+def diagnosis_code_owners() -> list[tuple[str, str]]:
+    """(code, where) for every diagnosis code of versions 1 and 2: condition codes, tail, incidental."""
+    owners = [(r["icd9"], f"condition {r['condition']}") for r in both("condition_diagnoses.csv")]
+    if (V2 / "title_tail.csv").exists():
+        owners += [(r["icd9"], f"tail {r['condition']}") for r in rows(V2, "title_tail.csv")]
+    if (V2 / "incidental_diagnoses.csv").exists():
+        owners += [(r["icd9"], "incidental") for r in rows(V2, "incidental_diagnoses.csv")]
+    return owners
+
+
+def test_a_diagnosis_code_is_used_once_across_all_files():
+    seen = Counter(code for code, _ in diagnosis_code_owners())
+    assert not [code for code, n in seen.items() if n > 1]
