@@ -9,6 +9,8 @@ PLUGIN = Plugin(
     models=(
         ModelEntry("random", "baselines.random_scores:RandomScores",
                    "uniform random scores, a floor for tests"),
+        ModelEntry("oracle", "baselines.oracle:Oracle",
+                   "the generator's own prescribing probabilities: the ceiling of a synthetic cohort (v2 only)"),
         ModelEntry("popular", "baselines.popular:Popular",
                    "the k drugs most often prescribed in training, k tuned on validation"),
         ModelEntry("logreg", "baselines.logreg:LogReg",

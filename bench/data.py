@@ -13,7 +13,7 @@ import itertools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -110,7 +110,9 @@ class DatasetBundle:
 
     `titles[code_type][code]` is a human-readable name (ICD titles; lower-case ATC3 names for drugs).
     `ddi_pairs` are unordered ATC3 pairs; `smiles[atc3]` lists molecules of representative drugs.
-    `meta` records where the data came from and the preprocessing parameters.
+    `meta` records where the data came from and the preprocessing parameters. `generator` is the
+    generator's own view of a generated cohort (version 2 of the synthetic cohort: its prescribing
+    probabilities, read only by the `oracle` model); None for real data. Not part of the hash.
     """
 
     name: str
@@ -121,6 +123,7 @@ class DatasetBundle:
     smiles: Mapping[str, tuple[str, ...]]
     profile_fields: tuple[str, ...]
     meta: Mapping[str, object] = field(default_factory=dict)
+    generator: Any = field(default=None, compare=False, repr=False)
 
     @property
     def drug_vocab(self) -> Vocab:

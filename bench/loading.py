@@ -48,4 +48,5 @@ def build_resources(bundle: DatasetBundle, train_patients: Iterable[Patient],
         smiles=bundle.smiles if "smiles" in needs else None,
         titles=bundle.titles if "text" in needs else None,
         ehr_graph=coprescription_graph(train_patients, bundle) if "ehr_graph" in needs else None,
+        generator=bundle.generator if "generator" in needs else None,
     )

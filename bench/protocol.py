@@ -27,7 +27,7 @@ import numpy as np
 from bench.data import DatasetBundle, Sample, Vocab
 from bench.progress import Progress
 
-NEEDS = frozenset({"ddi", "smiles", "text", "teacher", "ehr_graph"})
+NEEDS = frozenset({"ddi", "smiles", "text", "teacher", "ehr_graph", "generator"})
 
 
 @runtime_checkable
@@ -51,7 +51,8 @@ class Resources:
     titles: code type -> code -> name ("text").  ehr_graph: float32 [n_drugs, n_drugs]
     co-prescription counts from the TRAINING split only ("ehr_graph").  teacher: a trained teacher's
     features ("teacher"; opened by `bench run` from the teacher run it resolved, see `TeacherSpec`; None
-    when built by `build_resources` alone).
+    when built by `build_resources` alone).  generator: a generated cohort's own prescribing model
+    ("generator"; `DatasetBundle.generator`, None for real data), the `oracle` model's only input.
     """
 
     vocabs: Mapping[str, Vocab]
@@ -61,6 +62,7 @@ class Resources:
     titles: Mapping[str, Mapping[str, str]] | None = None
     ehr_graph: np.ndarray | None = None
     teacher: TeacherSource | None = None
+    generator: Any = None
 
     @property
     def n_drugs(self) -> int:

@@ -11,7 +11,7 @@ drugs, profile fields and noise. Everything is drawn from one `np.random.default
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -85,23 +85,30 @@ class Knowledge:
     ddi_pairs: tuple[tuple[str, str], ...]
 
 
-def _rows(folder: Path, name: str) -> list[dict[str, str]]:
+def _rows_one(folder: Path, name: str) -> list[dict[str, str]]:
     with open(folder / name, newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
 
 
-def load_knowledge(folder: Path | None = None) -> Knowledge:
-    """Read the knowledge CSVs (default: datasets/synthetic/knowledge in the repository)."""
-    folder = Path(folder) if folder is not None else DEFAULT_FOLDER
-    cond_rows = _rows(folder, "conditions.csv")
+def read_rows(folders: Sequence[Path], name: str) -> list[dict[str, str]]:
+    """The rows of `name` in every folder that has it, in folder order (later folders append rows)."""
+    return [row for folder in folders if (folder / name).exists() for row in _rows_one(folder, name)]
+
+
+def load_knowledge(folder: Path | Sequence[Path] | None = None) -> Knowledge:
+    """Read the knowledge CSVs (default: datasets/synthetic/knowledge in the repository); several
+    folders are read as one table, the rows of later folders appended (cohort version 2)."""
+    folders = [DEFAULT_FOLDER] if folder is None else [Path(folder)] if isinstance(folder, (str, Path)) \
+        else [Path(f) for f in folder]
+    cond_rows = read_rows(folders, "conditions.csv")
     conditions = tuple(r["condition"] for r in cond_rows)
     cidx = {c: i for i, c in enumerate(conditions)}
     cidx[BACKGROUND] = len(conditions)
-    atc_rows = _rows(folder, "atc3.csv")
+    atc_rows = read_rows(folders, "atc3.csv")
     drugs = tuple(r["atc3"] for r in atc_rows)
     didx = {d: i for i, d in enumerate(drugs)}
 
-    dx_rows = _rows(folder, "condition_diagnoses.csv")
+    dx_rows = read_rows(folders, "condition_diagnoses.csv")
     dx_codes = tuple(r["icd9"] for r in dx_rows)
     common: list[list[int]] = [[] for _ in conditions]
     rare: list[tuple[int, int]] = []
@@ -111,7 +118,7 @@ def load_knowledge(folder: Path | None = None) -> Knowledge:
         else:
             common[cidx[r["condition"]]].append(i)
 
-    proc_rows = _rows(folder, "condition_procedures.csv")
+    proc_rows = read_rows(folders, "condition_procedures.csv")
     proc_codes = tuple(dict.fromkeys(r["icd9"] for r in proc_rows))
     pidx = {p: i for i, p in enumerate(proc_codes)}
     proc_p = np.zeros((len(conditions) + 1, len(proc_codes)))
@@ -120,12 +127,12 @@ def load_knowledge(folder: Path | None = None) -> Knowledge:
 
     drug_p = np.zeros((len(conditions) + 1, len(drugs)))
     persistent = np.zeros(drug_p.shape, dtype=bool)
-    for r in _rows(folder, "condition_drugs.csv"):
+    for r in read_rows(folders, "condition_drugs.csv"):
         drug_p[cidx[r["condition"]], didx[r["atc3"]]] = float(r["probability"])
         persistent[cidx[r["condition"]], didx[r["atc3"]]] = r["persistent"].lower() == "true"
 
     comorbidity = np.ones((len(conditions), len(conditions)))
-    for r in _rows(folder, "comorbidities.csv"):
+    for r in read_rows(folders, "comorbidities.csv"):
         a, b = cidx[r["condition_a"]], cidx[r["condition_b"]]
         comorbidity[a, b] = comorbidity[b, a] = float(r["weight"])
 
@@ -139,24 +146,24 @@ def load_knowledge(folder: Path | None = None) -> Knowledge:
         proc_p=proc_p, drugs=drugs, drug_names={r["atc3"]: r["name"].lower() for r in atc_rows},
         smiles={r["atc3"]: r["smiles"] for r in atc_rows}, drug_p=drug_p, persistent=persistent,
         comorbidity=comorbidity,
-        ddi_pairs=tuple((r["atc3_a"], r["atc3_b"]) for r in _rows(folder, "ddi_pairs.csv")),
+        ddi_pairs=tuple((r["atc3_a"], r["atc3_b"]) for r in read_rows(folders, "ddi_pairs.csv")),
     )
 
 
-def _pick(rng: np.random.Generator, weights: np.ndarray) -> int:
+def pick(rng: np.random.Generator, weights: np.ndarray) -> int:
     """One index drawn with probability proportional to `weights` (which must not all be 0)."""
     cum = np.cumsum(weights)
     return int(min(np.searchsorted(cum, rng.random() * cum[-1], side="right"), len(cum) - 1))
 
 
-def _regimen(rng: np.random.Generator, kb: Knowledge, cond: int) -> np.ndarray:
+def draw_regimen(rng: np.random.Generator, kb: Knowledge, cond: int) -> np.ndarray:
     """A patient's drug probabilities for a chronic condition: its maintenance (persistent) drugs
     are chosen once, at onset, and then given at most visits; other drugs keep the table's odds."""
     chosen = kb.persistent[cond] & (rng.random(len(kb.drugs)) < kb.drug_p[cond])
     return np.where(kb.persistent[cond], chosen * REGIMEN_P, kb.drug_p[cond])
 
 
-def _draw_conditions(rng: np.random.Generator, kb: Knowledge, base: np.ndarray, allowed: np.ndarray,
+def draw_conditions(rng: np.random.Generator, kb: Knowledge, base: np.ndarray, allowed: np.ndarray,
                      present: list[int], k: int) -> list[int]:
     """Draw `k` new conditions among `allowed`, weighted by `base` times the comorbidity boost."""
     new: list[int] = []
@@ -167,15 +174,15 @@ def _draw_conditions(rng: np.random.Generator, kb: Knowledge, base: np.ndarray, 
         weights[present + new] = 0.0
         if weights.sum() <= 0:
             break
-        new.append(_pick(rng, weights))
+        new.append(pick(rng, weights))
     return new
 
 
-def _choice(rng: np.random.Generator, options: tuple[str, ...], p) -> str:
-    return options[_pick(rng, np.asarray(p, dtype=float))]
+def choice(rng: np.random.Generator, options: tuple[str, ...], p) -> str:
+    return options[pick(rng, np.asarray(p, dtype=float))]
 
 
-def _profile(rng: np.random.Generator, kb: Knowledge, age: float, ethnicity: str,
+def draw_profile(rng: np.random.Generator, kb: Knowledge, age: float, ethnicity: str,
              chronic: list[int]) -> dict[str, str]:
     """Patient-level profile fields, mildly linked to age, ethnicity and chronic conditions."""
     names = {kb.conditions[c] for c in chronic}
@@ -192,13 +199,13 @@ def _profile(rng: np.random.Generator, kb: Knowledge, age: float, ethnicity: str
         marital_p = [0.40, 0.10, 0.38, 0.07, 0.01, 0.04]
     if "alcohol_dependence" in names:
         marital_p = [0.7 * p for p in marital_p[:3]] + [0.3 + marital_p[3]] + marital_p[4:]
-    return {"insurance": _choice(rng, INSURANCES, insurance_p),
-            "language": _choice(rng, LANGUAGES, LANGUAGE_P.get(ethnicity, LANGUAGE_P["WHITE"])),
-            "marital_status": _choice(rng, MARITAL, marital_p), "ethnicity": ethnicity}
+    return {"insurance": choice(rng, INSURANCES, insurance_p),
+            "language": choice(rng, LANGUAGES, LANGUAGE_P.get(ethnicity, LANGUAGE_P["WHITE"])),
+            "marital_status": choice(rng, MARITAL, marital_p), "ethnicity": ethnicity}
 
 
 @dataclass
-class _Cohort:
+class Lookups:
     """Per-cohort lookups shared by every patient, plus the coded-condition log for rare codes."""
 
     kb: Knowledge
@@ -211,7 +218,7 @@ class _Cohort:
     occurrences: list[list[tuple[int, int]]]  # per condition: (patient index, visit index) coded
 
     @classmethod
-    def of(cls, kb: Knowledge) -> _Cohort:
+    def of(cls, kb: Knowledge) -> Lookups:
         weights = kb.drug_p.sum(axis=0) + 0.05
         return cls(kb=kb, old=np.isin(kb.conditions, OLD_AGE),
                    young=np.isin(kb.conditions, YOUNG_AGE),
@@ -226,31 +233,55 @@ def generate(n_patients: int, seed: int, name: str = "synthetic") -> DatasetBund
     """A deterministic synthetic cohort of `n_patients` patients (ids 1..n) for `seed`."""
     kb = load_knowledge()
     rng = np.random.default_rng(seed)
-    cohort = _Cohort.of(kb)
+    cohort = Lookups.of(kb)
     records = [(pid, _patient(rng, cohort, pid - 1)) for pid in range(1, n_patients + 1)]
     _place_rare_codes(rng, kb, records, cohort.occurrences)
     return _bundle(kb, records, seed, n_patients, name)
 
 
-def _patient(rng: np.random.Generator, co: _Cohort, index: int) -> list[dict]:
-    """One patient's visits (mutable dicts of code indices and the profile)."""
+def draw_demographics(rng: np.random.Generator, co: Lookups) -> tuple[float, str, np.ndarray]:
+    """A patient's age, ethnicity and condition sampling weights (prevalence by age and ethnicity)."""
     kb = co.kb
     age = float(np.clip(rng.normal(64.0, 16.0), 18.0, 95.0))
-    ethnicity = _choice(rng, ETHNICITIES, ETHNICITY_P)
+    ethnicity = choice(rng, ETHNICITIES, ETHNICITY_P)
     base = kb.prevalence * np.where(co.old, np.clip((age - 35.0) / 30.0, 0.15, 2.0), 1.0)
     base = base * np.where(co.young, 1.6 if age < 50 else 0.7, 1.0)
     for cond, factor in ETHNICITY_RISK.get(ethnicity, {}).items():
         base[kb.conditions.index(cond)] *= factor
-    chronic = _draw_conditions(rng, kb, base, kb.chronic, [], rng.poisson(1.0 + 0.05 * (age - 18)))
-    regimen = {c: _regimen(rng, kb, c) for c in chronic}
-    profile = _profile(rng, kb, age, ethnicity, chronic)
+    return age, ethnicity, base
+
+
+def common_codes(rng: np.random.Generator, co: Lookups, cond: int) -> list[int]:
+    """The common diagnosis codes coding `cond` in one visit (its first one at least)."""
+    codes = co.kb.common[cond][rng.random(len(co.kb.common[cond])) < co.code_p[cond]]
+    return codes.tolist() if len(codes) else [int(co.kb.common[cond][0])]
+
+
+def draw_procedures(rng: np.random.Generator, co: Lookups, active: list[int], reason: int) -> np.ndarray:
+    """Procedure code indices of a visit with `active` conditions (`reason`: the condition of an
+    elective admission, whose planned procedure is more likely; -1 for none)."""
+    proc_rows = co.kb.proc_p[active + [len(co.kb.conditions)]].copy()
+    if reason >= 0:  # the planned procedure of an elective admission
+        proc_rows[active.index(reason)] = np.minimum(2.0 * proc_rows[active.index(reason)], 0.9)
+    p_proc = 1.0 - np.prod(1.0 - proc_rows, axis=0)
+    procs = np.flatnonzero(rng.random(len(p_proc)) < p_proc)
+    return procs if len(procs) else np.array([int(np.argmax(p_proc))])
+
+
+def _patient(rng: np.random.Generator, co: Lookups, index: int) -> list[dict]:
+    """One patient's visits (mutable dicts of code indices and the profile)."""
+    kb = co.kb
+    age, ethnicity, base = draw_demographics(rng, co)
+    chronic = draw_conditions(rng, kb, base, kb.chronic, [], rng.poisson(1.0 + 0.05 * (age - 18)))
+    regimen = {c: draw_regimen(rng, kb, c) for c in chronic}
+    profile = draw_profile(rng, kb, age, ethnicity, chronic)
     p_single = float(np.clip(0.58 - 0.035 * len(chronic), 0.38, 0.62))
     carried = np.zeros(len(kb.drugs), dtype=bool)
     visits: list[dict] = []
     for t in range(min(int(rng.geometric(p_single)), MAX_VISITS)):
         if t > 0 and rng.random() < 0.15:  # a new chronic condition since the last admission
-            for c in _draw_conditions(rng, kb, base, kb.chronic, chronic, 1):
-                chronic, regimen[c] = chronic + [c], _regimen(rng, kb, c)
+            for c in draw_conditions(rng, kb, base, kb.chronic, chronic, 1):
+                chronic, regimen[c] = chronic + [c], draw_regimen(rng, kb, c)
         visit, carried = _visit(rng, co, base, chronic, regimen, carried)
         visit["profile"] = {**profile, "admission_type": visit.pop("admission")}
         for c in visit.pop("active"):
@@ -259,7 +290,7 @@ def _patient(rng: np.random.Generator, co: _Cohort, index: int) -> list[dict]:
     return visits
 
 
-def _visit(rng: np.random.Generator, co: _Cohort, base: np.ndarray, chronic: list[int],
+def _visit(rng: np.random.Generator, co: Lookups, base: np.ndarray, chronic: list[int],
            regimen: dict[int, np.ndarray], carried: np.ndarray) -> tuple[dict, np.ndarray]:
     """One admission: admission type, coded conditions, their codes, procedures and drugs.
     Returns the visit and the drugs that carry over to the next one."""
@@ -275,21 +306,14 @@ def _visit(rng: np.random.Generator, co: _Cohort, base: np.ndarray, chronic: lis
     uncoded = [c for c in chronic if c not in coded]
     n_acute = rng.poisson(0.7 if elective else 2.3)
     n_acute = max(n_acute, 0 if coded else 1)
-    active = _draw_conditions(rng, kb, base, ~kb.chronic, chronic, n_acute) + coded
+    active = draw_conditions(rng, kb, base, ~kb.chronic, chronic, n_acute) + coded
 
     dx: list[int] = []
     for c in active:
-        codes = kb.common[c][rng.random(len(kb.common[c])) < co.code_p[c]]
-        dx.extend(codes.tolist() if len(codes) else [int(kb.common[c][0])])
+        dx.extend(common_codes(rng, co, c))
     dx.extend(co.all_common[rng.integers(len(co.all_common), size=rng.poisson(NOISE_DX))].tolist())
 
-    proc_rows = kb.proc_p[active + [bg]].copy()
-    if reason >= 0:  # the planned procedure of an elective admission
-        proc_rows[active.index(reason)] = np.minimum(2.0 * proc_rows[active.index(reason)], 0.9)
-    p_proc = 1.0 - np.prod(1.0 - proc_rows, axis=0)
-    procs = np.flatnonzero(rng.random(len(p_proc)) < p_proc)
-    if len(procs) == 0:
-        procs = np.array([int(np.argmax(p_proc))])
+    procs = draw_procedures(rng, co, active, reason)
 
     rows = active + uncoded + [bg]
     scale = np.array([1.0] * len(active) + [UNCODED_DRUG_SCALE] * len(uncoded) + [1.0])
@@ -313,7 +337,7 @@ def _place_rare_codes(rng: np.random.Generator, kb: Knowledge, records: list[tup
         places = occurrences[cond]
         if not places:
             continue
-        k = min(int(RARE_COUNTS[_pick(rng, RARE_COUNT_P)]), len(places))
+        k = min(int(RARE_COUNTS[pick(rng, RARE_COUNT_P)]), len(places))
         for j in rng.choice(len(places), size=k, replace=False):
             patient, t = places[int(j)]
             visit = records[patient][1][t]
