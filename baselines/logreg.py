@@ -73,3 +73,18 @@ class LogReg(TorchRecommender):
         return fit_minibatch(self.module, self.config, train=train, valid=valid, batch_loss=batch_loss,
                              predict=self.predict_proba, drug_vocab=drugs, seed=seed, progress=progress,
                              description="fit logreg")
+
+
+@dataclass(frozen=True)
+class LogRegCurrentConfig(LogRegConfig):
+    previous_drugs: bool = False
+
+    owner: ClassVar[str] = "logreg-current"
+
+
+class LogRegCurrent(LogReg):
+    """`logreg-current`: `logreg` over the current visit's codes alone (previous_drugs=false by
+    default), the reference row that shows what a cohort gives without any medication history."""
+
+    name: ClassVar[str] = "logreg-current"
+    Config = LogRegCurrentConfig

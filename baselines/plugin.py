@@ -15,6 +15,8 @@ PLUGIN = Plugin(
                    "the k drugs most often prescribed in training, k tuned on validation"),
         ModelEntry("logreg", "baselines.logreg:LogReg",
                    "linear multi-label model over current diagnoses, procedures and previous drugs"),
+        ModelEntry("logreg-current", "baselines.logreg:LogRegCurrent",
+                   "logreg over the current visit's diagnoses and procedures only (no medication history)"),
         ModelEntry("gamenet", "baselines.gamenet:GAMENet",
                    "GRUs over visits + graph memory (co-prescription GCN minus DDI GCN) + dynamic memory",
                    "Shang et al., AAAI 2019"),
