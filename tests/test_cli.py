@@ -83,7 +83,7 @@ def test_compare_csv_has_single_and_multi_visit_columns(results):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["run", "--model", "logrg"], "unknown model 'logrg'; did you mean: logreg?"),
+    (["run", "--model", "logrg"], "unknown model 'logrg'; did you mean: logreg"),
     (["run", "--model", "logreg", "--dataset", "synthetc"], "did you mean: synthetic"),
     (["run", "--model", "logreg", "--set", "lrr=1"], "unknown option 'lrr' for model logreg; valid fields: lr"),
     (["run", "--model", "logreg", "--set", "epochs=many"], "expects int"),
