@@ -39,7 +39,7 @@ class GroupTable:
 
     def header(self, group: str, sep: str = " ") -> str:
         """"rare_code (n=8)"-like: the group and its size (several sizes when runs differ: "n=30/120")."""
-        sizes = "/".join(map(str, self.sizes[group])) or "?"
+        sizes = "/".join(map(str, self.sizes[group]))
         return f"{group}{sep}(n={sizes})"
 
 
