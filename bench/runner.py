@@ -146,6 +146,7 @@ def run_model(options: RunOptions, progress: Progress, *, config: Any = None, bu
     if not train or not test:
         raise UserError(f"dataset {options.dataset}: split {options.split} {options.ratios} leaves "
                         f"{len(train)} training and {len(test)} test samples; need both")
+    groups = evaluation_groups(test, split.train, dataset_tags(bundle.patients))  # before training: may refuse a tag
     resources = build_resources(bundle, split.train, cls.needs)
     if teacher is not None:
         resources = replace(resources, teacher=cls.open_teacher(teacher, bundle, cache_dir=options.cache_dir,
@@ -163,7 +164,6 @@ def run_model(options: RunOptions, progress: Progress, *, config: Any = None, bu
         timing = measure_inference(model, test, _timing_options(options.timing, cls))
         bar.advance(1)
     targets = target_matrix(test, bundle.drug_vocab)
-    groups = evaluation_groups(test, split.train, dataset_tags(bundle.patients))
     patient_ids = np.array([s.patient.id for s in test])
     hard = model.hard_predictions
     ddi_adj = bundle.ddi_matrix()  # for the metrics and stored with the predictions
