@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,6 @@ from bench.tempfiles import STALE_AFTER
 
 RUN_FILE = "run.json"
 PREDICTIONS_FILE = "predictions.safetensors"
-GROUPS = ("all", "single_visit", "multi_visit")
 REFERENCE_FOLDER = "reference"   # results/reference/: the committed reference runs (bench.analysis.reference)
 
 
@@ -60,7 +60,9 @@ class Predictions:
     run's threshold, target bool [n, n_drugs], patient_id / visit_index int64 [n], drug column names,
     and ddi_adj bool [n_drugs, n_drugs] (symmetric, False diagonal, columns = `drugs`): the DDI graph the
     run's DDI rates were computed with, so `bench compare --vs` needs nothing but this file (None in files
-    written before the graph was stored)."""
+    written before the graph was stored). `groups`: name -> bool mask [n] of every evaluation group the
+    run's metrics hold (bench.groups), so re-scoring needs no dataset (None in files written before the
+    masks were stored)."""
 
     target: np.ndarray
     predicted: np.ndarray
@@ -69,6 +71,11 @@ class Predictions:
     visit_index: np.ndarray
     drugs: tuple[str, ...]
     ddi_adj: np.ndarray | None = None
+    groups: Mapping[str, np.ndarray] | None = None
+
+
+# the group masks are one uint8 tensor [n_groups, n]; its rows' names are in the metadata, in order
+GROUPS_TENSOR = "groups"
 
 
 def write_predictions(folder: Path, predictions: Predictions) -> None:
@@ -79,8 +86,14 @@ def write_predictions(folder: Path, predictions: Predictions) -> None:
         arrays["scores"] = predictions.scores.astype(np.float32)
     if predictions.ddi_adj is not None:
         arrays["ddi_adj"] = _checked_ddi_adj(predictions.ddi_adj, len(predictions.drugs)).astype(np.uint8)
+    metadata = {"drugs": json.dumps(list(predictions.drugs))}
+    if predictions.groups is not None:
+        names, n = list(predictions.groups), len(predictions.target)
+        masks = np.array([predictions.groups[name] for name in names]) if names else np.zeros((0, n), bool)
+        arrays[GROUPS_TENSOR] = _checked_groups(masks, n).astype(np.uint8)
+        metadata[GROUPS_TENSOR] = json.dumps(names)
     with atomic_path(folder / PREDICTIONS_FILE) as tmp:
-        save_file(arrays, str(tmp), metadata={"drugs": json.dumps(list(predictions.drugs))})
+        save_file(arrays, str(tmp), metadata=metadata)
 
 
 def read_predictions(folder: Path) -> Predictions:
@@ -90,13 +103,16 @@ def read_predictions(folder: Path) -> Predictions:
     path = folder / PREDICTIONS_FILE
     try:
         with safe_open(str(path), framework="numpy") as handle:
-            drugs = tuple(json.loads(handle.metadata()["drugs"]))
+            metadata = handle.metadata()
+        drugs = tuple(json.loads(metadata["drugs"]))
         arrays = load_file(str(path))
         ddi_adj = arrays.get("ddi_adj")
-        return Predictions(target=arrays["target"].astype(bool), predicted=arrays["predicted"].astype(bool),
+        target = arrays["target"].astype(bool)
+        return Predictions(target=target, predicted=arrays["predicted"].astype(bool),
                            scores=arrays.get("scores"), patient_id=arrays["patient_id"],
                            visit_index=arrays["visit_index"], drugs=drugs,
-                           ddi_adj=None if ddi_adj is None else _checked_ddi_adj(ddi_adj, len(drugs)))
+                           ddi_adj=None if ddi_adj is None else _checked_ddi_adj(ddi_adj, len(drugs)),
+                           groups=_read_groups(arrays, metadata, len(target)))
     except (OSError, KeyError, TypeError, ValueError, SafetensorError) as exc:
         raise UserError(f"{path}: cannot read the run's predictions ({exc})") from None
 
@@ -112,6 +128,28 @@ def _checked_ddi_adj(adj: np.ndarray, n_drugs: int) -> np.ndarray:
     if (adj != adj.T).any() or adj.diagonal().any():
         raise ValueError("ddi_adj must be symmetric with a False diagonal")
     return adj
+
+
+def _checked_groups(masks: np.ndarray, n: int) -> np.ndarray:
+    """`masks` as bool [n_groups, n]; ValueError unless it has that shape and only 0/1 values."""
+    masks = np.asarray(masks)
+    if masks.ndim != 2 or masks.shape[1] != n:
+        raise ValueError(f"groups has shape {masks.shape}, expected (n_groups, {n}) for the {n} test samples")
+    if not np.isin(masks, (0, 1)).all():
+        raise ValueError("groups must hold only 0/1 values")
+    return masks.astype(bool)
+
+
+def _read_groups(arrays: dict[str, np.ndarray], metadata: dict[str, str], n: int) -> dict[str, np.ndarray] | None:
+    """The stored group masks by name (None in files written before they were stored)."""
+    if GROUPS_TENSOR not in arrays:
+        return None
+    names = json.loads(metadata[GROUPS_TENSOR])
+    masks = _checked_groups(arrays[GROUPS_TENSOR], n)
+    if not (isinstance(names, list) and all(isinstance(name, str) for name in names)
+            and len(set(names)) == len(names) == len(masks)):
+        raise ValueError(f"groups metadata names {len(masks)} distinct groups as a list, got {names!r}")
+    return dict(zip(names, masks))
 
 
 def read_run(path: Path) -> RunRecord:

@@ -244,7 +244,9 @@ class RunRecord(TypedDict):
     overrides: dict[str, str]
     """--set overrides of the model config, as given."""
     metrics: dict[str, MetricsGroup]
-    """By group: "all", "single_visit", "multi_visit"."""
+    """By evaluation group (bench.groups, docs/evaluation.md#evaluation-groups): "all", "single_visit",
+    "multi_visit", "rare_code", "unseen_code", then one per mechanism tag of the dataset ("interaction",
+    ...); a group without test samples has n 0 and null metrics. Early runs hold only the first three."""
     timing: Timing
     fit: FitInfo
     prediction_notes: NotRequired[dict[str, Any]]

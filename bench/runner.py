@@ -22,7 +22,8 @@ from bench.progress import Progress
 from bench.protocol import TeacherChoice, TeacherRequest, TeacherSpec
 from bench.provenance import device_info, git_state, package_versions
 from bench.registry import REPO_ROOT, dataset_card, model_class
-from bench.results import GROUPS, Predictions, metrics_entry, run_dir, write_predictions, write_run
+from bench.groups import dataset_tags, evaluation_groups
+from bench.results import Predictions, metrics_entry, run_dir, write_predictions, write_run
 from bench.run_record import (SCHEMA_VERSION, DatasetInfo, FitInfo, ModelInfo, Resampling, RunRecord, SplitInfo,
                               Timing)
 from bench.splits import SCHEMES, parse_ratios, split_patients
@@ -145,6 +146,7 @@ def run_model(options: RunOptions, progress: Progress, *, config: Any = None, bu
     if not train or not test:
         raise UserError(f"dataset {options.dataset}: split {options.split} {options.ratios} leaves "
                         f"{len(train)} training and {len(test)} test samples; need both")
+    groups = evaluation_groups(test, split.train, dataset_tags(bundle.patients))  # before training: may refuse a tag
     resources = build_resources(bundle, split.train, cls.needs)
     if teacher is not None:
         resources = replace(resources, teacher=cls.open_teacher(teacher, bundle, cache_dir=options.cache_dir,
@@ -162,14 +164,13 @@ def run_model(options: RunOptions, progress: Progress, *, config: Any = None, bu
         timing = measure_inference(model, test, _timing_options(options.timing, cls))
         bar.advance(1)
     targets = target_matrix(test, bundle.drug_vocab)
-    single = np.array([s.is_single_visit for s in test])
     patient_ids = np.array([s.patient.id for s in test])
     hard = model.hard_predictions
     ddi_adj = bundle.ddi_matrix()  # for the metrics and stored with the predictions
     evaluation = metrics.evaluate(
         targets, None if hard else scores, y_pred=(scores >= 0.5) if hard else None,
         threshold=options.threshold, ddi_adj=ddi_adj,
-        groups={"all": np.ones(len(test), bool), "single_visit": single, "multi_visit": ~single},
+        groups=groups,
         patient_ids=patient_ids if options.protocol == "every" else None,
         rounds=options.rounds, fraction=options.fraction, replace=options.replace, seed=options.seed)
 
@@ -182,7 +183,8 @@ def run_model(options: RunOptions, progress: Progress, *, config: Any = None, bu
         write_predictions(folder, Predictions(
             target=targets, predicted=scores >= (0.5 if hard else options.threshold),
             scores=None if hard else scores, patient_id=patient_ids,
-            visit_index=np.array([s.index for s in test]), drugs=bundle.drug_vocab.tokens, ddi_adj=ddi_adj))
+            visit_index=np.array([s.index for s in test]), drugs=bundle.drug_vocab.tokens, ddi_adj=ddi_adj,
+            groups=groups))
     if writer and options.save_model:
         model.save(folder / "model")
     record = RunRecord(
@@ -205,7 +207,7 @@ def run_model(options: RunOptions, progress: Progress, *, config: Any = None, bu
         split=SplitInfo(scheme=options.split, ratios=options.ratios, patients=split.sizes()),
         resampling=Resampling(rounds=options.rounds, fraction=options.fraction, replace=options.replace),
         overrides=dict(options.overrides),
-        metrics={group: metrics_entry(evaluation[group]) for group in GROUPS},
+        metrics={group: metrics_entry(result) for group, result in evaluation.items()},  # bench.groups
         timing=Timing(fit_seconds=fit_seconds, **timing, peak_rss_mb=peak_rss_mb(), peak_rss_scope=rss_scope,
                       n_params=model.n_params()),
         fit=FitInfo(**asdict(report), train_samples_per_s=report.train_samples_per_s(),

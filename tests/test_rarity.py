@@ -17,7 +17,8 @@ from bench.data import Patient, Visit
 from bench.errors import UserError
 from bench.loading import load_bundle
 from bench.progress import Progress
-from bench.analysis.rarity import NO_CODES, bin_labels, parse_edges, rarest_code_count, training_code_counts
+from bench.analysis.rarity import bin_labels, parse_edges
+from bench.groups import NO_CODES, rarest_code_count, training_code_counts
 from bench.results import Predictions, read_predictions, write_predictions, write_run
 from bench.runner import RunOptions, run
 from bench.splits import split_patients

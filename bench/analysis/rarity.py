@@ -2,8 +2,9 @@
 
 A test visit's rarity is the training frequency of its rarest diagnosis code: the number of training
 visits (every visit of the training patients, which is what every model trains on) that contain the
-code; 0 = never seen in training. Visits are binned by that count (default edges 1, 5, 20: unseen,
-1-4, 5-19, 20+) and every run's stored test predictions are scored per bin. This is where an LLM
+code; 0 = never seen in training (bench.groups; its "unseen_code" and "rare_code" evaluation groups,
+stored in every run.json, are this table's first two default bins). Visits are binned by that count
+(default edges 1, 5, 20: unseen, 1-4, 5-19, 20+) and every run's stored test predictions are scored per bin. This is where an LLM
 teacher that reads code titles should help a student that only sees code ids (LEADER, arXiv
 2402.02803): an unseen or rare code has an untrained embedding, its title does not.
 
@@ -15,8 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,18 +25,16 @@ import numpy as np
 from rich.table import Table
 
 from bench import metrics
-from bench.data import DatasetBundle, Patient
+from bench.data import DatasetBundle
 from bench.metric_registry import Metric, model_metrics
 from bench.errors import UserError
+from bench.groups import rarest_code_count, training_code_counts
 from bench.results import PREDICTIONS_FILE, read_predictions
 from bench.splits import split_patients
 
-__all__ = ["RarityRow", "rarity_metrics", "parse_edges", "training_code_counts", "rarest_code_count", "bin_labels",
-           "rarity_rows", "render_rarity"]
+__all__ = ["RarityRow", "rarity_metrics", "parse_edges", "bin_labels", "rarity_rows", "render_rarity"]
 
-DEFAULT_EDGES = (1, 5, 20)
-# a visit without diagnosis codes has no rare code: it falls into the top bin
-NO_CODES = np.iinfo(np.int64).max
+DEFAULT_EDGES = (1, 5, 20)   # a visit without diagnosis codes (bench.groups.NO_CODES) falls into the top bin
 
 
 @dataclass(frozen=True)
@@ -63,20 +61,6 @@ def parse_edges(text: str) -> tuple[int, ...]:
     if not edges or min(edges) < 1 or any(b <= a for a, b in zip(edges, edges[1:])):
         raise UserError(f"--edges must be strictly increasing positive integers like 1,5,20, got {text!r}")
     return edges
-
-
-def training_code_counts(train: Iterable[Patient]) -> Counter[str]:
-    """Diagnosis code -> number of training visits containing it."""
-    counts: Counter[str] = Counter()
-    for patient in train:
-        for visit in patient.visits:
-            counts.update(set(visit.diagnoses))
-    return counts
-
-
-def rarest_code_count(diagnoses: Sequence[str], counts: Counter[str]) -> int:
-    """Training count of the rarest of `diagnoses` (NO_CODES when there are none)."""
-    return min((counts[c] for c in diagnoses), default=NO_CODES)
 
 
 def bin_labels(edges: Sequence[int]) -> list[str]:

@@ -4,6 +4,9 @@ The result is what `bench run --threshold T` would have written for the same mod
 (same resampling rounds, fraction and seed, per-patient units under protocol `every`), so runs made at
 different thresholds can share one table (`bench compare --threshold`, the teacher row of
 `bench ablate`). PRAUC does not depend on the threshold; the set metrics and the DDI rate do.
+
+The evaluation groups are the masks stored with the predictions (bench.groups). Files written before
+the masks were stored give the groups the visit indices alone define: all, single- and multi-visit.
 """
 
 from __future__ import annotations
@@ -11,11 +14,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from bench import metrics
 from bench.errors import UserError
-from bench.results import GROUPS, PREDICTIONS_FILE, metrics_entry, read_predictions
+from bench.groups import visit_groups
+from bench.results import PREDICTIONS_FILE, metrics_entry, read_predictions
 
 __all__ = ["rescore"]
 
@@ -35,13 +37,12 @@ def rescore(record: dict[str, Any], threshold: float) -> dict[str, Any]:
     if preds.ddi_adj is None:
         raise UserError(f"{folder / PREDICTIONS_FILE}: written before DDI graphs were stored; "
                         "re-run it to score it at another threshold")
-    single = preds.visit_index == 0                     # Sample.is_single_visit: no earlier visit
+    groups = dict(preds.groups) if preds.groups is not None else visit_groups(preds.visit_index)
     resampling = record["resampling"]
     evaluation = metrics.evaluate(
-        preds.target, preds.scores, threshold=threshold, ddi_adj=preds.ddi_adj,
-        groups={"all": np.ones(len(single), bool), "single_visit": single, "multi_visit": ~single},
+        preds.target, preds.scores, threshold=threshold, ddi_adj=preds.ddi_adj, groups=groups,
         patient_ids=preds.patient_id if record["protocol"] == "every" else None,
         rounds=resampling["rounds"], fraction=resampling["fraction"], replace=resampling["replace"],
         seed=record["seed"])
     return {**record, "threshold": threshold, "rescored_from": record["threshold"],
-            "metrics": {group: metrics_entry(evaluation[group]) for group in GROUPS}}
+            "metrics": {group: metrics_entry(result) for group, result in evaluation.items()}}

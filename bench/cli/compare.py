@@ -27,6 +27,8 @@ def compare(
                                                               "named 'MODEL (ref)' beside your own"),
     reference_dir: Path = typer.Option(None, "--reference-dir", help="where the reference runs are (default: the "
                                                                      "repository's results/reference)"),
+    groups: bool = typer.Option(False, "--groups", help="also show the main metrics on every evaluation group "
+                                                        "(single/multi-visit, rare/unseen codes, mechanism tags)"),
 ) -> None:
     """Show your latest run of every model (per dataset), best value per column marked.
 
@@ -40,8 +42,13 @@ def compare(
     that do not train by updates), batch-1 latency "p50 ms" and inference throughput "samples/s". The
     table shows them in its second part, in every format (CSV: train_samples_per_s).
 
+    --groups adds one table per dataset: Jaccard, F1, PRAUC and the DDI rate (where the dataset has
+    interactions) on every evaluation group the runs hold (docs/evaluation.md#evaluation-groups), the
+    group's test samples in its column header.
+
     Example: bench compare --dataset synthetic --format md --vs logreg --plot plots/
              bench compare --reference
+             bench compare --groups --threshold 0.3
     """
     with user_errors():
         from bench.analysis.compare import FORMATS, render
@@ -82,6 +89,10 @@ def compare(
 
             runs = [rescore(r, threshold) for r in runs]
         outputs = [render(runs, fmt)]
+        if groups:
+            from bench.analysis.group_compare import render_groups
+
+            outputs.append(render_groups(runs, fmt))
         from bench.analysis.efficiency import efficiency_rows, render_efficiency
 
         speed = render_efficiency(efficiency_rows(runs), fmt)
