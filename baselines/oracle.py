@@ -45,8 +45,9 @@ class Oracle(BaseRecommender):
 
     def predict_proba(self, samples: Sequence[Sample]) -> np.ndarray:
         """float [n, n_drugs] in the drug vocabulary's order."""
-        return self._generator().probabilities([s.current.admission_id for s in samples],
-                                               self.resources.vocabs["drug"].tokens, draws=self.config.draws)
+        scores = self._generator().probabilities([s.current.admission_id for s in samples],
+                                                 self.resources.vocabs["drug"].tokens, draws=self.config.draws)
+        return scores.astype(np.float32)
 
     def _generator(self):
         if self.resources.generator is None:

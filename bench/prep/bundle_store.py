@@ -71,11 +71,11 @@ def store_bundle(bundle: DatasetBundle, key: str, cache_dir: Path | None = None)
     target = root / key
     tmp = make_temp_dir(root, key)
     try:
-        rows = [(p.id, v.admission_id, list(v.diagnoses), list(v.procedures), list(v.drugs),
+        rows = [(p.id, v.admission_id, list(v.diagnoses), list(v.procedures), list(v.drugs), sorted(v.tags),
                  *(v.profile.get(f, "") for f in bundle.profile_fields))
                 for p in bundle.patients for v in p.visits]
         schema = {"patient_id": pl.Int64, "admission_id": pl.Int64, "diagnoses": pl.List(pl.String),
-                  "procedures": pl.List(pl.String), "drugs": pl.List(pl.String),
+                  "procedures": pl.List(pl.String), "drugs": pl.List(pl.String), "tags": pl.List(pl.String),
                   **{f"profile_{f}": pl.String for f in bundle.profile_fields}}
         pl.DataFrame(rows, schema=schema, orient="row").write_parquet(tmp / VISITS_FILE)
         rest = {"name": bundle.name, "hash": bundle.hash, "profile_fields": list(bundle.profile_fields),
@@ -110,7 +110,8 @@ def cached_bundle(key: str, cache_dir: Path | None = None) -> DatasetBundle | No
         frame = pl.read_parquet(folder / VISITS_FILE)
         fields = rest["profile_fields"]
         patients = group_visits((row[0], Visit(row[1], tuple(row[2]), tuple(row[3]), tuple(row[4]),
-                                               dict(zip(fields, row[5:])))) for row in frame.iter_rows())
+                                               dict(zip(fields, row[6:])), frozenset(row[5])))
+                                for row in frame.iter_rows())
         bundle = DatasetBundle(
             name=rest["name"], patients=tuple(patients), vocabs={k: Vocab(v) for k, v in rest["vocabs"].items()},
             titles=rest["titles"], ddi_pairs=tuple(tuple(p) for p in rest["ddi_pairs"]),
