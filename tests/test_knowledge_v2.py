@@ -189,3 +189,16 @@ def diagnosis_code_owners() -> list[tuple[str, str]]:
 def test_a_diagnosis_code_is_used_once_across_all_files():
     seen = Counter(code for code, _ in diagnosis_code_owners())
     assert not [code for code, n in seen.items() if n > 1]
+
+
+def test_incidental_procedures_are_cms_titled_new_and_weighted():
+    with open(V2 / "incidental_procedures.csv", newline="", encoding="utf-8") as handle:
+        assert next(csv.reader(handle)) == ["icd9", "title", "weight"]
+    incidental = rows(V2, "incidental_procedures.csv")
+    sg = cms_titles("SG")
+    codes = [r["icd9"] for r in incidental]
+    assert 250 <= len(codes) <= 350 and len(codes) == len(set(codes))
+    assert not set(codes) & {r["icd9"] for r in both("condition_procedures.csv")}
+    for r in incidental:
+        assert sg.get(r["icd9"]) == r["title"], r
+        assert float(r["weight"]) > 0, r
