@@ -189,3 +189,35 @@ def diagnosis_code_owners() -> list[tuple[str, str]]:
 def test_a_diagnosis_code_is_used_once_across_all_files():
     seen = Counter(code for code, _ in diagnosis_code_owners())
     assert not [code for code, n in seen.items() if n > 1]
+
+
+def test_incidental_procedures_are_cms_titled_new_and_weighted():
+    with open(V2 / "incidental_procedures.csv", newline="", encoding="utf-8") as handle:
+        assert next(csv.reader(handle)) == ["icd9", "title", "weight"]
+    incidental = rows(V2, "incidental_procedures.csv")
+    sg = cms_titles("SG")
+    codes = [r["icd9"] for r in incidental]
+    assert 250 <= len(codes) <= 350 and len(codes) == len(set(codes))
+    assert not set(codes) & {r["icd9"] for r in both("condition_procedures.csv")}
+    for r in incidental:
+        assert sg.get(r["icd9"]) == r["title"], r
+        assert float(r["weight"]) > 0, r
+
+
+# Words of titles that name a drug treatment: an incidental diagnosis must imply none.
+DRUG_WORDS = ("long-term (current) use", "adverse effect", "poisoning", "transplant", "drug monitoring",
+              "encounter for antineoplastic")
+
+
+def test_incidental_diagnoses_are_cms_titled_weighted_and_imply_no_drug():
+    with open(V2 / "incidental_diagnoses.csv", newline="", encoding="utf-8") as handle:
+        assert next(csv.reader(handle)) == ["icd9", "title", "weight"]
+    incidental = rows(V2, "incidental_diagnoses.csv")
+    dx = cms_titles("DX")
+    assert 450 <= len(incidental) <= 550
+    for r in incidental:
+        assert dx.get(r["icd9"]) == r["title"], r
+        assert float(r["weight"]) > 0, r
+        assert not any(w in r["title"].lower() for w in DRUG_WORDS), r
+        # adverse effects of drugs (E930-E949) and drug poisonings (960-979, E850-E858) imply a drug
+        assert not re.fullmatch(r"E9[34]\d+|9[67]\d+|E85[0-8]\d*", r["icd9"]), r
