@@ -25,8 +25,8 @@ NEW_CHRONIC = 0.15        # a new chronic condition since the last admission (as
 ACUTE_PERSISTS = 0.25     # an acute condition is still active at the next admission (time mechanism)
 TAIL_SHARE = 0.15         # a coded condition is coded by one tail code instead of its common codes
 UNSEEN_SHARE = 0.20       # share of each condition's tail codes kept for validation and test patients
-INCIDENTAL_DX = 6.5       # Poisson mean of incidental diagnosis codes per visit
-INCIDENTAL_PROC = 0.6     # Poisson mean of incidental procedure codes per visit
+INCIDENTAL_DX = 9.0       # Poisson mean of incidental diagnosis codes per visit
+INCIDENTAL_PROC = 0.4     # Poisson mean of incidental procedure codes per visit
 SINGLE_VISIT = (0.70, 0.035, 0.50, 0.80)  # P(one visit) = clip(a - b x chronic conditions, lo, hi)
 
 
