@@ -95,6 +95,9 @@ class DatasetInfo(TypedDict):
     meta: dict[str, Any]
     """What preparation recorded (source, parameters, summary, input files and their checksums, ...);
     its keys depend on the dataset."""
+    relabelled: NotRequired[str]
+    """Only in runs whose dataset was renamed after they were made: the name recorded then, and why
+    (the committed synthetic-v1 reference runs were made as `synthetic`)."""
 
 
 class SplitSizes(TypedDict):

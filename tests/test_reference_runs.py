@@ -13,11 +13,11 @@ REFERENCE = REPO_ROOT / "results" / "reference"
 
 def test_every_registered_model_has_a_readable_reference_run_on_synthetic():
     assert default_reference_dir() == REFERENCE
-    runs = latest_runs(read_runs(REFERENCE), "synthetic")
+    runs = latest_runs(read_runs(REFERENCE), "synthetic-v1")
     assert sorted(r["model"]["name"] for r in runs) == sorted(MODELS)
     for record in runs:
         assert record["seed"] == 0 and record["dataset"]["n_test"] == 600
-        folder = REFERENCE / "synthetic" / record["model"]["name"] / record["run_id"]
+        folder = REFERENCE / "synthetic-v1" / record["model"]["name"] / record["run_id"]
         predictions = read_predictions(folder)
         assert predictions.target.shape == (600, record["dataset"]["n_drugs"])
         assert predictions.ddi_adj is None or predictions.ddi_adj.shape[0] == record["dataset"]["n_drugs"]
@@ -25,5 +25,5 @@ def test_every_registered_model_has_a_readable_reference_run_on_synthetic():
 
 def test_reference_runs_are_not_a_users_runs():
     assert not [r for r in read_runs(REPO_ROOT / "results") if "reference" in r["_path"]]
-    labelled = reference_runs(REFERENCE, "synthetic")
+    labelled = reference_runs(REFERENCE, "synthetic-v1")
     assert sorted(r["model"]["name"] for r in labelled) == sorted(f"{m} (ref)" for m in MODELS)

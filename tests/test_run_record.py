@@ -163,7 +163,7 @@ def test_compare_shows_training_samples_per_s_and_na_for_older_runs(fresh, fmt):
     if fmt == "csv":
         rows = {(r["dataset"], r["model"], r["source"]): r for r in csv.DictReader(io.StringIO(out.output))}
         assert float(rows["synthetic-small", "logreg", "user"]["train_samples_per_s"]) == pytest.approx(speed)
-        assert rows["synthetic", "logreg", "reference"]["train_samples_per_s"] == ""
+        assert rows["synthetic-v1", "logreg", "reference"]["train_samples_per_s"] == ""
         return
     assert "train samples/s" in out.output
     lines = out.output.splitlines()
