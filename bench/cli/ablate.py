@@ -69,6 +69,7 @@ def ablate(
 
         check_format(fmt, FORMATS)
         check_seed(seed)
+        check_seed(split_seed, "--split-seed")
         if seeds is not None and seed != 0:
             raise UserError(f"--seed {seed} and --seeds {seeds}: give one of them")
         seed_list = None if seeds is None else parse_seeds(seeds)
