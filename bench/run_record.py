@@ -21,9 +21,11 @@ from typing_extensions import NotRequired, TypedDict  # TypedDict with extra_ite
 from bench.file_versions import FIRST_VERSION
 
 SCHEMA_VERSION = 1
+SEED_GROUP_VERSION = 1   # layout of a seed group's aggregate record (bench.seed_groups)
 # json_schema()'s pydantic config of a part: unknown keys refused, field docstrings as descriptions
 CLOSED = {"extra": "forbid", "use_attribute_docstrings": True}
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "docs" / "run.schema.json"
+SEED_GROUP_SCHEMA_PATH = SCHEMA_PATH.with_name("seed-group.schema.json")
 
 
 class GitState(TypedDict):
@@ -134,9 +136,9 @@ class MetricValue(TypedDict):
 
     __pydantic_config__ = CLOSED  # not MetricsGroup's
     mean: float | None
-    """Mean over the resampling rounds."""
+    """Mean over the resampling rounds (the test resampling of this one run, `uncertainty`)."""
     std: float | None
-    """Standard deviation over the resampling rounds."""
+    """Standard deviation (ddof=0) over the resampling rounds."""
     point: float | None
     """Value on the whole test set."""
 
@@ -204,6 +206,15 @@ class FitInfo(TypedDict):
     """valid_seconds / (train_seconds + valid_seconds), in [0, 1] (null where either is null)."""
 
 
+class SeedGroupInfo(TypedDict):
+    """The `bench run --seeds` call a run was trained in (bench.seed_groups)."""
+
+    id: str
+    """The group's id; its aggregate record is `<dataset>/<model>/seed-groups/<id>.json` beside the runs."""
+    seeds: list[int]
+    """Every training seed of the group, this run's among them."""
+
+
 class TeacherInfo(TypedDict):
     """The teacher a model declares (bench.protocol.TeacherSpec) and the run it distilled from."""
 
@@ -238,6 +249,11 @@ class RunRecord(TypedDict):
     resources: NotRequired[ResourcesCheck | None]
     """The drug-knowledge check (null: the dataset reads none; absent in early runs)."""
     seed: int
+    """Training seed (--seed, or one of --seeds): initialisation, sampling and the test resampling rounds."""
+    split_seed: NotRequired[int]
+    """Seed of the random patient split (--split-seed); absent in early runs, which split with `seed`."""
+    seed_group: NotRequired[SeedGroupInfo | None]
+    """The seed group this run belongs to (null: a single run; absent in early runs)."""
     threshold: float
     """Decision threshold on the scores (--threshold)."""
     protocol: str
@@ -246,6 +262,9 @@ class RunRecord(TypedDict):
     resampling: Resampling
     overrides: dict[str, str]
     """--set overrides of the model config, as given."""
+    uncertainty: NotRequired[Literal["test_resampling"]]
+    """What each metric's std is: the spread over this run's test resampling rounds (`resampling`); a
+    seed group's aggregate record has the spread over training seeds (absent in early runs: the same)."""
     metrics: dict[str, MetricsGroup]
     """By evaluation group (bench.groups, docs/evaluation.md#evaluation-groups): "all", "single_visit",
     "multi_visit", "rare_code", "unseen_code", then one per mechanism tag of the dataset ("interaction",
@@ -264,6 +283,73 @@ class LoadedRun(RunRecord):
     _path: str
 
 
+class SeedMetricValue(TypedDict):
+    """One metric of one group over the seeds of a group; null where undefined for any seed."""
+
+    __pydantic_config__ = CLOSED
+    mean: float | None
+    """Mean over the seeds of each member's point estimate (its value on the whole test set)."""
+    std: float | None
+    """Sample standard deviation (ddof=1) over the seeds of those point estimates (null with one seed)."""
+    values: list[float | None]
+    """The members' point estimates, in the order of `runs`."""
+
+
+class SeedMetricsGroup(TypedDict, extra_items=SeedMetricValue):
+    """One group of test samples: `n` and one SeedMetricValue per metric name."""
+
+    __pydantic_config__ = {"use_attribute_docstrings": True}
+    n: int
+    """Test samples in the group (the same for every seed: one split)."""
+
+
+class SeedGroupDataset(TypedDict):
+    name: str
+    hash: str
+
+
+class SeedGroupSplit(TypedDict):
+    scheme: str
+    ratios: str
+
+
+class SeedGroupRun(TypedDict):
+    seed: int
+    run_id: str
+
+
+class SeedGroupRecord(TypedDict):
+    """The aggregate record of one `bench run --seeds` call:
+    results/<dataset>/<model>/seed-groups/<group_id>.json (bench.seed_groups)."""
+
+    __pydantic_config__ = CLOSED
+    schema_version: int
+    """Layout of this file (bench.run_record.SEED_GROUP_VERSION)."""
+    kind: Literal["seed_group"]
+    group_id: str
+    """The id every member's run.json names in `seed_group.id`."""
+    created_at: str
+    """UTC time the record was written (after the last member), ISO 8601."""
+    model: str
+    dataset: SeedGroupDataset
+    split: SeedGroupSplit
+    split_seed: int
+    """The one patient split of every member (--split-seed)."""
+    protocol: str
+    threshold: float
+    overrides: dict[str, str]
+    seeds: list[int]
+    """The training seeds, in the order they ran."""
+    runs: list[SeedGroupRun]
+    """The member runs (folders `<dataset>/<model>/<run_id>/`), in seed order."""
+    uncertainty: Literal["training_seeds"]
+    """What each metric's std is: the spread over the training seeds."""
+    std_ddof: int
+    """Delta degrees of freedom of every std (1: sample standard deviation)."""
+    metrics: dict[str, SeedMetricsGroup]
+    """By group of test samples, as in the members' run.json."""
+
+
 def json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of RunRecord: every field typed, unknown keys refused except in
     the free-form objects (model config, dataset meta, notes, versions)."""
@@ -275,11 +361,27 @@ def json_schema() -> dict[str, Any]:
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
 
 
+def seed_group_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of SeedGroupRecord."""
+    from pydantic import TypeAdapter
+
+    schema = TypeAdapter(SeedGroupRecord).json_schema()
+    schema["properties"]["schema_version"] |= {"minimum": FIRST_VERSION, "maximum": SEED_GROUP_VERSION}
+    schema["properties"]["created_at"] |= {"format": "date-time"}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+
+
 def schema_text() -> str:
     """json_schema() as docs/run.schema.json holds it."""
     return json.dumps(json_schema(), indent=2) + "\n"
 
 
-if __name__ == "__main__":  # python -m bench.run_record: rewrite docs/run.schema.json
+def seed_group_schema_text() -> str:
+    """seed_group_schema() as docs/seed-group.schema.json holds it."""
+    return json.dumps(seed_group_schema(), indent=2) + "\n"
+
+
+if __name__ == "__main__":  # python -m bench.run_record: rewrite docs/run.schema.json and docs/seed-group.schema.json
     SCHEMA_PATH.write_text(schema_text())
-    print(f"written: {SCHEMA_PATH}", file=sys.stderr)
+    SEED_GROUP_SCHEMA_PATH.write_text(seed_group_schema_text())
+    print(f"written: {SCHEMA_PATH}, {SEED_GROUP_SCHEMA_PATH}", file=sys.stderr)

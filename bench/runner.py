@@ -24,8 +24,9 @@ from bench.provenance import device_info, git_state, package_versions
 from bench.registry import REPO_ROOT, dataset_card, model_class
 from bench.groups import dataset_tags, evaluation_groups
 from bench.results import Predictions, metrics_entry, run_dir, write_predictions, write_run
-from bench.run_record import (SCHEMA_VERSION, DatasetInfo, FitInfo, ModelInfo, Resampling, RunRecord, SplitInfo,
-                              Timing)
+from bench.run_record import (SCHEMA_VERSION, DatasetInfo, FitInfo, ModelInfo, Resampling, RunRecord,
+                              SeedGroupRecord, SplitInfo, Timing)
+from bench.seed_groups import TEST_RESAMPLING, SeedGroup, group_record, write_group
 from bench.splits import SCHEMES, parse_ratios, split_patients
 from bench.teachers import find_teacher_run
 from bench.timing import TimingOptions, measure_inference, peak_rss_mb, reset_peak_rss
@@ -33,9 +34,15 @@ from bench.timing import TimingOptions, measure_inference, peak_rss_mb, reset_pe
 
 @dataclass(frozen=True)
 class RunOptions:
+    """What `bench run` trains and how. `seed` is the training seed (initialisation, sampling, the test
+    resampling rounds); `split_seed` fixes the random patient split on its own, so runs of several
+    training seeds share one split. `seed_group`: the `--seeds` call a run belongs to (bench.seed_groups)."""
+
     model: str
     dataset: str
     seed: int = 0
+    split_seed: int = 0
+    seed_group: SeedGroup | None = None
     overrides: dict[str, str] = field(default_factory=dict)
     threshold: float = 0.5
     protocol: str = "last"
@@ -59,6 +66,7 @@ class RunOptions:
         dataset_card(self.dataset)
         config = model_class(self.model).parse_config(self.overrides)
         check_seed(self.seed)
+        check_seed(self.split_seed, "--split-seed")
         check_sampling(self.protocol, self.split, self.ratios)
         check_threshold(self.threshold)
         if self.threads is not None and self.threads < 1:
@@ -98,20 +106,53 @@ def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
 
 
-def run(options: RunOptions, progress: Progress) -> tuple[RunRecord, Path]:
+def run(options: RunOptions, progress: Progress, *,
+        bundle: DatasetBundle | None = None) -> tuple[RunRecord, Path]:
     """Train and evaluate one model on one dataset; returns the run record and its folder.
 
     Two steps, one after the other: the teacher step (only for a model that distils from a teacher:
     `resolve_teacher` finds its run, or trains one first as a run of its own), then the model's run
-    (`run_model`), which never starts another run."""
+    (`run_model`), which never starts another run. `bundle`: the dataset when the caller has it loaded."""
     config = options.check()   # the model's config, parsed once
     cls = model_class(options.model)
-    bundle, choice = None, None
+    choice = None
     request = cls.teacher_request(config) if cls.teacher is not None and cls.teacher.distils else None
     if request is not None:
-        bundle = _load_bundle(options, progress)
+        bundle = _load_bundle(options, progress) if bundle is None else bundle
         choice = resolve_teacher(cls.teacher, request, options, bundle.hash, progress, bundle=bundle)
     return run_model(options, progress, config=config, bundle=bundle, teacher=choice)
+
+
+@dataclass(frozen=True)
+class SeedGroupResult:
+    """What `run_seeds` trained: the member records and folders in seed order, and the aggregate record
+    with its path (None in a process that does not write, see `_writes`)."""
+
+    records: list[RunRecord]
+    folders: list[Path]
+    aggregate: SeedGroupRecord
+    path: Path | None
+
+
+def run_seeds(options: RunOptions, seeds: tuple[int, ...], progress: Progress) -> SeedGroupResult:
+    """`bench run --seeds`: one run per training seed (options.seed ignored), all on the patient split
+    of options.split_seed, the dataset loaded once; then the group's aggregate record, written last."""
+    options.check()
+    group = SeedGroup(new_run_id(), tuple(seeds))
+    bundle = _load_bundle(options, progress)
+    records, folders = [], []
+    for seed in group.seeds:
+        record, folder = run(replace(options, seed=seed, seed_group=group), progress, bundle=bundle)
+        records.append(record)
+        folders.append(folder)
+    aggregate = group_record(group, records)
+    path = write_group(options.results_dir, aggregate) if _writes() else None
+    return SeedGroupResult(records, folders, aggregate, path)
+
+
+def _writes() -> bool:
+    """Under `accelerate launch` every process runs the runner; only the main one writes."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def _load_bundle(options: RunOptions, progress: Progress) -> DatasetBundle:
@@ -137,7 +178,7 @@ def run_model(options: RunOptions, progress: Progress, *, config: Any = None, bu
         torch.set_num_threads(options.threads)
     cls = model_class(options.model)
     bundle = _load_bundle(options, progress) if bundle is None else bundle
-    split = split_patients(bundle.patients, options.split, options.seed, options.ratios)
+    split = split_patients(bundle.patients, options.split, options.split_seed, options.ratios)
     # Training always uses every visit of the training patients as a target (as all the originals do);
     # validation and test follow the evaluation protocol.
     train = make_samples(split.train, "every")
@@ -176,8 +217,7 @@ def run_model(options: RunOptions, progress: Progress, *, config: Any = None, bu
 
     run_id = new_run_id()
     folder = run_dir(options.results_dir, options.dataset, options.model, run_id)
-    # Under `accelerate launch` every process runs this function; only the main one writes.
-    writer = int(os.environ.get("RANK", "0")) == 0
+    writer = _writes()
     if writer:
         folder.mkdir(parents=True, exist_ok=True)
         write_predictions(folder, Predictions(
@@ -202,11 +242,14 @@ def run_model(options: RunOptions, progress: Progress, *, config: Any = None, bu
         # drug-knowledge files checked against their pinned checksums (None: the dataset uses none)
         resources=bundle.meta.get("resources_check"),
         seed=options.seed,
+        split_seed=options.split_seed,
+        seed_group=None if options.seed_group is None else options.seed_group.entry(),
         threshold=options.threshold,
         protocol=options.protocol,
         split=SplitInfo(scheme=options.split, ratios=options.ratios, patients=split.sizes()),
         resampling=Resampling(rounds=options.rounds, fraction=options.fraction, replace=options.replace),
         overrides=dict(options.overrides),
+        uncertainty=TEST_RESAMPLING,
         metrics={group: metrics_entry(result) for group, result in evaluation.items()},  # bench.groups
         timing=Timing(fit_seconds=fit_seconds, **timing, peak_rss_mb=peak_rss_mb(), peak_rss_scope=rss_scope,
                       n_params=model.n_params()),
@@ -235,21 +278,24 @@ def resolve_teacher(spec: TeacherSpec, request: TeacherRequest, options: RunOpti
     run of `spec.model` under options.results_dir (bench.teachers), else one trained first
     (`train_teacher`, on `bundle` when the caller has it loaded). Announces its choice on stderr."""
     folder = find_teacher_run(options.results_dir, spec.model, options.dataset, dataset_hash, seed=options.seed,
-                              split=options.split, ratios=options.ratios, teacher_run=request.run)
+                              split_seed=options.split_seed, split=options.split, ratios=options.ratios,
+                              teacher_run=request.run)
     if folder is not None:
         choice = TeacherChoice(spec.model, folder, "explicit" if request.run else "latest")
         _announce(f"teacher: using {spec.model} run {folder} ({choice.how})")
         return choice
     _announce(f"no teacher run for {options.dataset}: training {spec.model} first (explicit step: "
-              f"seed {options.seed}, split {options.split} {options.ratios})")
+              f"seed {options.seed}, split {options.split} {options.ratios} with split seed {options.split_seed})")
     folder = train_teacher(teacher_options(spec, request, options), progress, bundle=bundle)
     return TeacherChoice(spec.model, folder, "trained")
 
 
 def teacher_options(spec: TeacherSpec, request: TeacherRequest, student: RunOptions) -> RunOptions:
-    """The run options of a teacher trained for `student`: its dataset, seed, split and folders, the
-    request's `--set` options, and the weights kept (a student reads them)."""
-    return replace(student, model=spec.model, overrides=dict(request.train_overrides), save_model=True)
+    """The run options of a teacher trained for `student`: its dataset, training seed, split (and split
+    seed) and folders, the request's `--set` options, and the weights kept (a student reads them). It is
+    a single run, even when the student is one seed of a group."""
+    return replace(student, model=spec.model, overrides=dict(request.train_overrides), save_model=True,
+                   seed_group=None)
 
 
 def train_teacher(options: RunOptions, progress: Progress, *, bundle: DatasetBundle | None = None) -> Path:

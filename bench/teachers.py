@@ -2,8 +2,11 @@
 (bench.runner.resolve_teacher) and any verb that reads a teacher run.
 
 A teacher run can teach a student only when it was trained on the same dataset build (content hash)
-with the same seed, split scheme and ratios (else its training patients differ, and it may have
-trained on the student's test patients) and kept its weights (model/config.json). The committed
+with the same split scheme, ratios and split seed (else its training patients differ, and it may have
+trained on the student's test patients) and the same training seed (the teacher of a student trained
+with seed s is the teacher run of seed s, so a seed group's students each have their own teacher),
+and kept its weights (model/config.json). A run.json written before `split_seed` existed split its
+patients with its `seed` (bench.seed_groups.split_seed_of). The committed
 reference runs in results/reference/ are never searched (they hold no weights).
 """
 
@@ -14,6 +17,7 @@ from typing import Any
 
 from bench.errors import UserError
 from bench.results import read_run
+from bench.seed_groups import split_seed_of
 
 
 def read_record(folder: Path, *, strict: bool = False) -> dict[str, Any] | None:
@@ -31,25 +35,33 @@ def read_record(folder: Path, *, strict: bool = False) -> dict[str, Any] | None:
 
 
 def mismatch(record: dict[str, Any], model: str, dataset_hash: str, seed: int, split: str,
-             ratios: str) -> str | None:
-    """Why a run of `record` cannot teach this student (None when it can)."""
+             ratios: str, split_seed: int | None = None) -> str | None:
+    """Why a run of `record` cannot teach this student (None when it can); `split_seed` None: the
+    student's split seed is its `seed` (as before split seeds existed)."""
     if record.get("model", {}).get("name") != model:
         return f"it is a {record.get('model', {}).get('name')!r} run, not {model}"
     theirs = record.get("dataset", {}).get("hash")
     if theirs != dataset_hash:
         return f"it was trained on dataset hash {theirs}, this dataset has hash {dataset_hash}"
     their_split = record.get("split", {})
-    if (record.get("seed"), their_split.get("scheme"), their_split.get("ratios")) != (seed, split, ratios):
-        return (f"it used seed {record.get('seed')}, split {their_split.get('scheme')} {their_split.get('ratios')} "
-                f"and this run seed {seed}, split {split} {ratios}, so its training patients differ")
+    split_seed = seed if split_seed is None else split_seed
+    theirs_split_seed = split_seed_of(record) if "seed" in record else None
+    if ((theirs_split_seed, their_split.get("scheme"), their_split.get("ratios"))
+            != (split_seed, split, ratios)):
+        return (f"it used split {their_split.get('scheme')} {their_split.get('ratios')} with split seed "
+                f"{theirs_split_seed} and this run split {split} {ratios} with split seed {split_seed}, so its "
+                "training patients differ")
+    if record.get("seed") != seed:
+        return f"it was trained with seed {record.get('seed')} and this run with seed {seed}"
     return None
 
 
 def find_teacher_run(results_dir: Path, model: str, dataset: str, dataset_hash: str, *, seed: int,
-                     split: str = "random", ratios: str = "8:1:1", teacher_run: str = "") -> Path | None:
+                     split_seed: int | None = None, split: str = "random", ratios: str = "8:1:1",
+                     teacher_run: str = "") -> Path | None:
     """The run folder of `model` to use as a teacher: `teacher_run` (a folder, or a run id under
     results_dir/dataset/model; UserError when it does not exist or does not fit), else the latest
-    compatible run (None when there is none)."""
+    compatible run (None when there is none). `split_seed` None: the same as `seed`."""
     runs = results_dir / dataset / model
     if teacher_run:
         folder = Path(teacher_run).expanduser()
@@ -58,7 +70,7 @@ def find_teacher_run(results_dir: Path, model: str, dataset: str, dataset_hash: 
         record = read_record(folder, strict=True)
         if record is None:
             raise UserError(f"teacher_run {teacher_run!r}: neither a run folder nor a run id under {runs}")
-        why = mismatch(record, model, dataset_hash, seed, split, ratios)
+        why = mismatch(record, model, dataset_hash, seed, split, ratios, split_seed)
         if why is None and not (folder / "model" / "config.json").is_file():
             why = "it has no saved model (model/config.json)"
         if why:
@@ -67,7 +79,7 @@ def find_teacher_run(results_dir: Path, model: str, dataset: str, dataset_hash: 
     best: tuple[str, Path] | None = None
     for path in sorted(runs.glob("*/run.json")):
         record = read_record(path.parent)
-        if (record is None or mismatch(record, model, dataset_hash, seed, split, ratios)
+        if (record is None or mismatch(record, model, dataset_hash, seed, split, ratios, split_seed)
                 or not (path.parent / "model" / "config.json").is_file()):
             continue
         if best is None or record.get("created_at", "") > best[0]:

@@ -62,15 +62,15 @@ def probe_prauc(x_train: np.ndarray, y_train: np.ndarray, x_eval: np.ndarray, y_
 
 
 def probe_rows(bundle: DatasetBundle, features: Callable[[Sequence[Sample]], np.ndarray], *, seed: int = 0,
-               split: str = "random", ratios: str = "8:1:1", protocol: str = "last",
+               split_seed: int = 0, split: str = "random", ratios: str = "8:1:1", protocol: str = "last",
                n_train: int = 2000, c: float = 1.0) -> list[ProbeRow]:
     """The probe table for one teacher (`features`: samples -> float32 [n, hidden]) on `bundle`.
 
-    Training samples: every visit of the training patients, the seeded subset of `n_train` that a
-    student with kd_samples=n_train and this seed distils on; evaluation: the validation split under
-    `protocol`.
+    Training samples: every visit of the training patients (the split of `split_seed`), the seeded
+    subset of `n_train` that a student with kd_samples=n_train and training seed `seed` distils on;
+    evaluation: the validation split under `protocol`.
     """
-    parts = split_patients(bundle.patients, split, seed, ratios)
+    parts = split_patients(bundle.patients, split, split_seed, ratios)
     train_all = make_samples(parts.train, "every")
     train = [train_all[i] for i in np.flatnonzero(kd_subset(len(train_all), n_train, seed))]
     valid = make_samples(parts.valid, protocol)

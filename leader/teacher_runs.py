@@ -6,9 +6,10 @@ LEADER(T)'s cached hidden states).
 resolves it in its own announced step (bench.runner.resolve_teacher, bench.teachers):
 1. `teacher_run` (a run folder, or a run id under results/<dataset>/leader-teacher/): that run;
    refused (one-line UserError) when it is not a leader-teacher run with a saved model, when its
-   dataset hash differs from this dataset's, or when it used another seed, split scheme or ratios
-   (its training patients would differ: the teacher may have trained on the student's test patients);
-2. else the latest compatible leader-teacher run (same dataset, dataset hash, seed, split, ratios)
+   dataset hash differs from this dataset's, or when it used another split scheme, ratios or split seed
+   (its training patients would differ: the teacher may have trained on the student's test patients)
+   or another training seed;
+2. else the latest compatible leader-teacher run (same dataset, dataset hash, seed, split, split seed, ratios)
    in the results folder (the user's runs: the committed reference runs in results/reference/ are
    never searched, and hold no weights);
 3. else a leader-teacher run is trained first, as an explicit step of the runner (with the student's
@@ -117,11 +118,11 @@ def train_in_process_teacher(resources: Resources, train: Sequence[Sample], teac
 
 # --- a stored teacher run ----------------------------------------------------------------------
 
-def find_teacher_run(results_dir: Path, dataset: str, dataset_hash: str, *, seed: int, split: str = "random",
-                     ratios: str = "8:1:1", teacher_run: str = "") -> Path | None:
+def find_teacher_run(results_dir: Path, dataset: str, dataset_hash: str, *, seed: int, split_seed: int | None = None,
+                     split: str = "random", ratios: str = "8:1:1", teacher_run: str = "") -> Path | None:
     """The leader-teacher run folder to use (bench.teachers.find_teacher_run for `TEACHER_MODEL`)."""
-    return teachers.find_teacher_run(results_dir, TEACHER_MODEL, dataset, dataset_hash, seed=seed, split=split,
-                                     ratios=ratios, teacher_run=teacher_run)
+    return teachers.find_teacher_run(results_dir, TEACHER_MODEL, dataset, dataset_hash, seed=seed,
+                                     split_seed=split_seed, split=split, ratios=ratios, teacher_run=teacher_run)
 
 
 def load_teacher_run(folder: Path, bundle: DatasetBundle, how: str, cache_dir: Path | None = None,

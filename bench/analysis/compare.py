@@ -1,6 +1,9 @@
 """`bench compare`: the latest run per model and dataset as one table, best value per column marked.
 The paired `--vs MODEL` table is bench.analysis.paired; both read the results store only.
 
+A row is a run, or a seed group's runs aggregated over training seeds (bench.analysis.seed_rows); the
+table says which kind of ± it shows (`uncertainty_note`; CSV: columns `uncertainty` and `seeds`).
+
 Rows of committed reference runs (bench.analysis.reference, `--reference`) carry " (ref)" after the model name
 (and `source` "reference" in CSV). A timing below the timer resolution prints "< timer resolution";
 the timing cells of runs timed before timing version 2 carry a dagger and a footnote (bench.timing)."""
@@ -17,6 +20,7 @@ from rich.console import Group
 from rich.table import Table
 
 from bench.analysis.reference import base_model, source
+from bench.analysis.seed_rows import missing_seeds_notes, seeds_of, uncertainty_kind, uncertainty_note
 from bench.metric_registry import Metric, model_metrics
 from bench.timing import BELOW_FLAGS, BELOW_RESOLUTION, TIMING_VERSION, timing_version
 
@@ -165,8 +169,10 @@ def _rich_table(rows: list[tuple[dict[str, Any], list[Cell]]], title: str, cols:
 
 
 def footnotes(runs: list[dict[str, Any]]) -> list[str]:
-    """The notes a table of `runs` needs: the old-timing dagger when a run was timed by version 1."""
-    return [OLD_TIMING_NOTE] if any(timing_version(r) < TIMING_VERSION for r in runs) else []
+    """The notes a table of `runs` needs: the old-timing dagger when a run was timed by version 1, and
+    seed groups with runs missing."""
+    old = [OLD_TIMING_NOTE] if any(timing_version(r) < TIMING_VERSION for r in runs) else []
+    return old + missing_seeds_notes(runs)
 
 
 def _csv_cells(cell: Cell) -> tuple[Any, Any]:
@@ -187,7 +193,7 @@ def render(runs: list[dict[str, Any]], fmt: str) -> str | Group:
                            with_std=False)
         if notes:
             cost.caption = " ".join(notes)
-        return Group(_rich_table(rows, "accuracy: mean ± std over resampling rounds (best in bold green)", cols,
+        return Group(_rich_table(rows, f"accuracy: mean ± std, best in bold green ({uncertainty_note(runs)})", cols,
                                  range(0, n_main)), cost)
     if fmt == "md":
         lines = ["| dataset | model | " + " | ".join(c.header for c in cols) + " |",
@@ -195,16 +201,18 @@ def render(runs: list[dict[str, Any]], fmt: str) -> str | Group:
         for record, cells in rows:
             texts = [f"**{c.text(col.digits)}**" if c.best else c.text(col.digits) for c, col in zip(cells, cols)]
             lines.append(f"| {record['dataset']['name']} | {record['model']['name']} | " + " | ".join(texts) + " |")
-        lines += ["", *notes] if notes else []
+        lines += ["", f"{uncertainty_note(runs)}.", *notes]
         return "\n".join(lines) + "\n"
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(["dataset", "model", "source", "run_id",
-                         *(h for c in cols for h in (c.key, f"{c.key}_std")), "timing_version"])
+                         *(h for c in cols for h in (c.key, f"{c.key}_std")), "timing_version", "uncertainty",
+                         "seeds"])
         for record, cells in rows:
             writer.writerow([record["dataset"]["name"], base_model(record), source(record), record["run_id"],
-                             *(v for c in cells for v in _csv_cells(c)), timing_version(record)])
+                             *(v for c in cells for v in _csv_cells(c)), timing_version(record),
+                             uncertainty_kind(record), ";".join(map(str, seeds_of(record)))])
         return out.getvalue()
     if fmt == "latex":
         lines = [r"\begin{tabular}{ll" + "r" * len(cols) + "}", r"\toprule",
@@ -214,7 +222,7 @@ def render(runs: list[dict[str, Any]], fmt: str) -> str | Group:
                      for c, col in zip(cells, cols)]
             lines.append(f"{record['dataset']['name']} & {record['model']['name']} & " + " & ".join(texts) + r" \\")
         lines += [r"\bottomrule", r"\end{tabular}"]
-        lines += [_latex(note) + r" \\" for note in notes]
+        lines += [_latex(note) + r" \\" for note in [f"{uncertainty_note(runs)}.", *notes]]
         return "\n".join(lines) + "\n"
     raise ValueError(f"unknown format {fmt!r}")
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from bench.analysis.reference import base_model, source
 from bench.registry import models
+from bench.seed_groups import split_seed_of
 from bench.timing import timing_version
 
 
@@ -83,7 +84,7 @@ def efficiency_rows(runs: list[dict[str, Any]]) -> list[Efficiency]:
         same_batch = s.get("throughput_batch_size") == t.get("throughput_batch_size")
         same_test = student["dataset"].get("n_test") == teacher["dataset"].get("n_test") \
             and student["dataset"].get("hash") == teacher["dataset"].get("hash") \
-            and student.get("seed") == teacher.get("seed")
+            and split_seed_of(student) == split_seed_of(teacher)
         comparable = same_batch and same_test
         notes = [] if comparable else ["speed not comparable: different batch size or test samples"]
         if timing_version(student) != timing_version(teacher):

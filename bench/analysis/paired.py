@@ -4,6 +4,11 @@ Reads each run's predictions.safetensors (the results store, nothing else), pair
 drug columns, protocol, test samples and targets, rows aligned by patient id and visit index), runs
 the paired bootstrap of bench.analysis.significance and renders the table. The DDI rate uses the DDI graph
 stored with the predictions; a pair of runs written before graphs were stored shows DDI as n/a.
+
+Rows may be seed groups (bench.analysis.seed_rows). Runs are then paired by training seed: seed s of the
+other model with seed s of the reference, over the seeds both rows have, every pair on the same test
+samples; the pairs are pooled by the two-way bootstrap over seeds and test samples
+(significance.pooled_paired_bootstrap). Two single runs pair as they always did, whatever their seeds.
 """
 
 from __future__ import annotations
@@ -21,21 +26,24 @@ from bench import metrics
 from bench.errors import UserError
 from bench.metric_registry import METRICS
 from bench.results import Predictions, read_predictions
-from bench.analysis.significance import (SIGNIFICANT, Difference, align_keys, paired_bootstrap, paired_metrics,
+from bench.analysis.seed_rows import is_seed_row, members
+from bench.analysis.significance import (SIGNIFICANT, Difference, align_keys, paired_metrics, pooled_paired_bootstrap,
                                          ratio_terms)
 
-__all__ = ["PairedRow", "PairedTable", "paired_table", "paired_caption", "render_paired"]
+__all__ = ["PairedRow", "PairedTable", "paired_table", "paired_caption", "render_paired", "seed_pairs"]
 
 NO_GRAPH = "run predates stored DDI graphs; re-run to get DDI differences"
 
 
 @dataclass(frozen=True)
 class PairedRow:
-    """One model against the reference on one dataset: {metric: Difference or None (n/a)}."""
+    """One model against the reference on one dataset: {metric: Difference or None (n/a)}, over the
+    training seeds paired (one pair of single runs: that pair's seed, the other model's)."""
 
     dataset: str
     model: str
     differences: dict[str, Difference | None]
+    seeds: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,21 +84,30 @@ def _pair_check(ref: _Loaded, other: _Loaded) -> np.ndarray:
         order = align_keys(ref.keys, other.keys)
     except ValueError as exc:
         raise UserError(f"--vs: {names} have different test samples ({exc}); rerun with the same dataset, "
-                        "split and seed") from None
+                        "split and split seed") from None
     if not np.array_equal(other.predictions.target[order], ref.predictions.target):
         raise UserError(f"--vs: {names} have different targets for the same samples; rerun on the same dataset")
     return order
 
 
-def _shared_graph(ref: _Loaded, other: _Loaded) -> tuple[np.ndarray | None, str]:
-    """(graph, "") with the DDI graph stored with the pair (either run's: equal drug columns are already
-    checked), or (None, why): "missing" when neither run stores one, "differs" when their graphs differ."""
-    a, b = ref.predictions.ddi_adj, other.predictions.ddi_adj
-    if a is None and b is None:
+def _shared_graph(loaded: list[_Loaded]) -> tuple[np.ndarray | None, str]:
+    """(graph, "") with the DDI graph stored with the paired runs (any run's: equal drug columns are
+    already checked), or (None, why): "missing" when no run stores one, "differs" when their graphs differ."""
+    graphs = [run.predictions.ddi_adj for run in loaded if run.predictions.ddi_adj is not None]
+    if not graphs:
         return None, "missing"
-    if a is not None and b is not None and not np.array_equal(a, b):
+    if any(not np.array_equal(graphs[0], graph) for graph in graphs[1:]):
         return None, "differs"
-    return (a if a is not None else b), ""
+    return graphs[0], ""
+
+
+def seed_pairs(reference: dict[str, Any], other: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """The (reference run, other run) pairs of two rows: by training seed, over the seeds both have, when
+    either row is a seed group; the two runs themselves when both are single runs."""
+    if not is_seed_row(reference) and not is_seed_row(other):
+        return [(reference, other)]
+    theirs = {run["seed"]: run for run in members(other)}
+    return [(run, theirs[run["seed"]]) for run in members(reference) if run["seed"] in theirs]
 
 
 def _terms(loaded: _Loaded, order: np.ndarray, adj: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -105,7 +122,8 @@ def _terms(loaded: _Loaded, order: np.ndarray, adj: np.ndarray) -> dict[str, tup
 
 
 def paired_table(runs: list[dict[str, Any]], reference: str, *, n_boot: int = 1000, seed: int = 0) -> PairedTable:
-    """Paired bootstrap of every model against `reference`, per dataset (from the saved predictions)."""
+    """Paired bootstrap of every model against `reference`, per dataset (from the saved predictions);
+    `runs` are rows (bench.analysis.seed_rows: runs, or seed groups paired seed by seed)."""
     if n_boot < 1:
         raise UserError(f"--bootstrap must be at least 1, got {n_boot}")
     datasets = sorted({r["dataset"]["name"] for r in runs})
@@ -118,21 +136,30 @@ def paired_table(runs: list[dict[str, Any]], reference: str, *, n_boot: int = 10
         if dataset not in refs:
             notes.append(f"{dataset}: no run of {reference}, skipped")
             continue
-        ref = _load(refs[dataset])
-        identity = np.arange(len(ref.keys))
-        no_graph, other_graph = [], []
+        no_graph, other_graph, loaded = [], [], {}
         for record in runs:
             if record["dataset"]["name"] != dataset or record is refs[dataset]:
                 continue
-            other = _load(record)
-            order = _pair_check(ref, other)
-            graph, why = _shared_graph(ref, other)
-            adj = graph if graph is not None else np.zeros((len(ref.predictions.drugs),) * 2, dtype=bool)
-            diffs = paired_bootstrap(_terms(ref, identity, adj), _terms(other, order, adj), n_boot=n_boot, seed=seed)
+            pairs = seed_pairs(refs[dataset], record)
+            name = record["model"]["name"]
+            if not pairs:
+                notes.append(f"{dataset}: {name} has no training seed in common with {reference} "
+                             f"(bench run --seeds with the same seeds), skipped")
+                continue
+            for run in (run for pair in pairs for run in pair):
+                loaded.setdefault(id(run), _load(run))
+            base = loaded[id(pairs[0][0])]   # every run is aligned to the first reference run's test samples
+            orders = [[_pair_check(base, loaded[id(run)]) for run in pair] for pair in pairs]
+            graph, why = _shared_graph([loaded[id(run)] for pair in pairs for run in pair])
+            adj = graph if graph is not None else np.zeros((len(base.predictions.drugs),) * 2, dtype=bool)
+            terms = [[_terms(loaded[id(run)], order, adj) for run, order in zip(pair, pair_orders)]
+                     for pair, pair_orders in zip(pairs, orders)]
+            diffs = pooled_paired_bootstrap([ref for ref, _ in terms], [oth for _, oth in terms], n_boot=n_boot,
+                                            seed=seed)
             if graph is None:   # every metric that reads the DDI graph is n/a
-                diffs.update({name: None for name in diffs if "ddi" in METRICS[name].needs})
-                (no_graph if why == "missing" else other_graph).append(other.name)
-            rows.append(PairedRow(dataset, other.name, diffs))
+                diffs.update({metric: None for metric in diffs if "ddi" in METRICS[metric].needs})
+                (no_graph if why == "missing" else other_graph).append(name)
+            rows.append(PairedRow(dataset, name, diffs, tuple(oth["seed"] for _, oth in pairs)))
         if no_graph:
             notes.append(f"{dataset}: DDI n/a for {', '.join(no_graph)} vs {reference}: {NO_GRAPH}")
         if other_graph:
@@ -148,47 +175,69 @@ def _diff_text(d: Difference | None, name: str, sep: str = " ") -> str:
     return f"{d.diff:+.{k}f}{'*' if d.significant else ''}{sep}[{d.low:+.{k}f}, {d.high:+.{k}f}]{sep}p={d.p_value:.3f}"
 
 
+def pooled(table: PairedTable) -> bool:
+    """Whether any row pools more than one pair of training seeds."""
+    return any(len(r.seeds) > 1 for r in table.rows)
+
+
 def paired_caption(table: PairedTable) -> str:
+    if pooled(table):
+        return (f"paired two-way bootstrap vs {table.reference} over training seeds and test samples: other - "
+                f"{table.reference} averaged over the paired seeds (seed s with seed s, on the same test samples), "
+                f"95% percentile interval, two-sided p ({table.n_boot} replicates each resampling the seed pairs "
+                f"and the test samples, seed {table.seed}; * p < {SIGNIFICANT})")
     return (f"paired bootstrap vs {table.reference}: other - {table.reference}, 95% percentile interval, "
             f"two-sided p ({table.n_boot} replicates over the same test samples, seed {table.seed}; "
             f"* p < {SIGNIFICANT})")
 
 
+def _seeds_text(row: PairedRow) -> str:
+    return ",".join(map(str, row.seeds))
+
+
 def render_paired(table: PairedTable, fmt: str) -> str | Table:
-    """The paired comparison as a rich Table (`table`) or Markdown / CSV / LaTeX text."""
+    """The paired comparison as a rich Table (`table`) or Markdown / CSV / LaTeX text; a `seeds` column
+    (the training seeds paired) when any row pools several seeds, and always in CSV."""
     names = paired_metrics()
-    head = ["dataset", "model", *(f"Δ {METRICS[m].label}" for m in names)]
+    with_seeds = pooled(table)
+    keys = ["dataset", "model", *(["seeds"] if with_seeds else [])]
+    head = [*keys, *(f"Δ {METRICS[m].label}" for m in names)]
     rows = [(r, [r.differences.get(m) for m in names]) for r in table.rows]
+
+    def first(r: PairedRow) -> list[str]:
+        return [r.dataset, r.model, *([_seeds_text(r)] if with_seeds else [])]
+
     if fmt == "table":
         out = Table(title=paired_caption(table), caption="\n".join(table.notes) or None)
         for i, h in enumerate(head):
-            out.add_column(h, justify="left" if i < 2 else "right")
+            out.add_column(h, justify="left" if i < len(keys) else "right")
         for r, diffs in rows:
             texts = [_diff_text(d, m, "\n") for d, m in zip(diffs, names)]
-            out.add_row(r.dataset, r.model, *(f"[bold]{t}[/]" if d is not None and d.significant else t
-                                              for t, d in zip(texts, diffs)))
+            out.add_row(*first(r), *(f"[bold]{t}[/]" if d is not None and d.significant else t
+                                     for t, d in zip(texts, diffs)))
         return out
     if fmt == "md":
         lines = [f"{paired_caption(table)}.", "", "| " + " | ".join(head) + " |",
-                 "|---|---|" + "---:|" * len(names)]
-        lines += [f"| {r.dataset} | {r.model} | " + " | ".join(_diff_text(d, m) for d, m in zip(diffs, names))
+                 "|" + "---|" * len(keys) + "---:|" * len(names)]
+        lines += ["| " + " | ".join(first(r)) + " | " + " | ".join(_diff_text(d, m) for d, m in zip(diffs, names))
                   + " |" for r, diffs in rows]
         return "\n".join(lines + [""] + [f"- {n}" for n in table.notes]) + "\n"
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(["dataset", "model", "reference", *(f"{m}_{part}" for m in names
-                                                             for part in ("diff", "low", "high", "p"))])
+                                                             for part in ("diff", "low", "high", "p")), "seeds"])
         for r, diffs in rows:
             writer.writerow([r.dataset, r.model, table.reference,
                              *(("" if d is None else v) for d in diffs
-                               for v in ((d.diff, d.low, d.high, d.p_value) if d else (None,) * 4))])
+                               for v in ((d.diff, d.low, d.high, d.p_value) if d else (None,) * 4)),
+                             ";".join(map(str, r.seeds))])
         return buffer.getvalue()
     if fmt == "latex":
-        lines = [r"\begin{tabular}{ll" + "r" * len(names) + "}", r"\toprule",
+        lines = [r"\begin{tabular}{" + "l" * len(keys) + "r" * len(names) + "}", r"\toprule",
                  " & ".join(head).replace("Δ", r"$\Delta$").replace("#", r"\#") + r" \\", r"\midrule"]
-        lines += [f"{r.dataset} & {r.model} & " + " & ".join(_diff_text(d, m).replace("*", "$^{*}$")
-                                                              for d, m in zip(diffs, names)) + r" \\"
+        lines += [" & ".join(first(r)) + " & " + " & ".join(_diff_text(d, m).replace("*", "$^{*}$")
+                                                           for d, m in zip(diffs, names)) + r" \\"
                   for r, diffs in rows]
         lines += [r"\bottomrule", r"\end{tabular}"]
         return "\n".join(lines) + "\n"

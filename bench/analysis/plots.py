@@ -7,7 +7,8 @@
 * `<dataset>-ddi-jaccard.png`: DDI rate against Jaccard, with the ground truth's DDI rate as a line.
 * `<dataset>-visits.png`: Jaccard on single-visit vs multi-visit patients, two bars per model.
 
-Values are the run.json means over the resampling rounds, error bars their std. A model has the same
+Values are the run.json means over the resampling rounds, error bars their std (for a seed group's row,
+bench.analysis.seed_rows: the mean and std over its training seeds). A model has the same
 colour in every plot and every call (`model_colours`), its committed reference run (" (ref)",
 bench.analysis.reference, hollow markers) too. matplotlib is imported here only, through its
 object API with the Agg canvas (no pyplot state), so `bench ls` and `bench compare` stay fast.

@@ -9,7 +9,8 @@ teacher that reads code titles should help a student that only sees code ids (LE
 2402.02803): an unseen or rare code has an untrained embedding, its title does not.
 
 The dataset is loaded again (the results store holds no codes) and must be the one the runs used
-(same content hash); the split is re-derived from each run's seed, scheme and ratios.
+(same content hash); the split is re-derived from each run's split seed, scheme and ratios (runs
+written before split seeds existed split with their `seed`, bench.seed_groups.split_seed_of).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from bench.metric_registry import Metric, model_metrics
 from bench.errors import UserError
 from bench.groups import rarest_code_count, training_code_counts
 from bench.results import PREDICTIONS_FILE, read_predictions
+from bench.seed_groups import split_seed_of
 from bench.splits import split_patients
 
 __all__ = ["RarityRow", "rarity_metrics", "parse_edges", "bin_labels", "rarity_rows", "render_rarity"]
@@ -78,7 +80,7 @@ def _bin_of(count: np.ndarray, edges: Sequence[int]) -> np.ndarray:
 
 def _run_counts(record: dict[str, Any], bundle: DatasetBundle, cache: dict[tuple, tuple]) -> tuple:
     """(training code counts, {(patient_id, visit_index): diagnoses}) for the run's split."""
-    key = (record["seed"], record["split"]["scheme"], record["split"]["ratios"])
+    key = (split_seed_of(record), record["split"]["scheme"], record["split"]["ratios"])
     if key not in cache:
         split = split_patients(bundle.patients, key[1], key[0], key[2])
         visits = {(p.id, i): v.diagnoses for p in split.test for i, v in enumerate(p.visits)}
@@ -108,7 +110,7 @@ def rarity_rows(runs: list[dict[str, Any]], bundle: DatasetBundle, edges: Sequen
             rarest = np.array([rarest_code_count(visits[k], counts) for k in keys], dtype=np.int64)
         except KeyError as missing:
             raise UserError(f"{Path(where) / PREDICTIONS_FILE}: test sample {missing} is not in the split "
-                            "re-derived from the run's seed and ratios") from None
+                            "re-derived from the run's split seed and ratios") from None
         predicted = preds.predicted
         if threshold is not None and preds.scores is not None:
             predicted = preds.scores >= threshold

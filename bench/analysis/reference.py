@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.registry import REPO_ROOT
-from bench.results import REFERENCE_FOLDER, latest_runs, read_runs
+from bench.results import REFERENCE_FOLDER, read_runs
 
 SUFFIX = " (ref)"
 SOURCE_KEY = "_source"
@@ -48,10 +48,13 @@ def base_model(record: dict[str, Any]) -> str:
 
 
 def reference_runs(reference_dir: Path, dataset: str | None = None) -> list[dict[str, Any]]:
-    """The latest reference run per (dataset, model), labelled (`as_reference`); [] without the folder."""
+    """The latest reference row per (dataset, model) (a run, or a seed group's runs:
+    bench.analysis.seed_rows), every run labelled (`as_reference`); [] without the folder."""
+    from bench.analysis.seed_rows import latest_rows, map_members
+
     if not reference_dir.is_dir():
         return []
-    return [as_reference(r) for r in latest_runs(read_runs(reference_dir), dataset)]
+    return [map_members(row, as_reference) for row in latest_rows(read_runs(reference_dir), dataset)]
 
 
 def combined(user: list[dict[str, Any]], reference: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -3,7 +3,9 @@
 Sections: dataset summary, the main comparison table, the paired significance table against a reference
 model, the plots (PNGs in `<stem>_plots/` next to the report, linked relatively), and each run's
 config, seed, git sha and package versions. Built from the results files only (the paired DDI rate
-uses the DDI graph stored with each run's predictions, see bench.analysis.paired).
+uses the DDI graph stored with each run's predictions, see bench.analysis.paired). A model's row may be a
+seed group (bench.analysis.seed_rows): the tables then show mean ± std over its training seeds and pair
+the models seed by seed, and the runs section lists every member run.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from bench.analysis.compare import render
 from bench.errors import UserError
 from bench.io import atomic_write_text
 from bench.analysis.paired import paired_table, render_paired
+from bench.analysis.seed_rows import is_seed_row, members
+from bench.seed_groups import split_seed_of
 from bench.timing import BELOW_FLAGS, BELOW_RESOLUTION, timing_version
 
 TIMING_KEYS = ("fit_seconds", "latency_ms_p50", "throughput_per_s", "peak_rss_mb", "n_params")
@@ -81,8 +85,11 @@ def _results_section(runs: list[dict[str, Any]]) -> list[str]:
     how = (f"{resampling.get('rounds')} rounds of {resampling.get('fraction')} resampling "
            f"{'with' if resampling.get('replace') else 'without'} replacement") if resampling else "resampling rounds"
     thresholds = sorted({str(r.get("threshold")) for r in runs})
+    seeded = any(is_seed_row(r) for r in runs)
+    spread = (f"Mean ± std, as the note under the table says: over training seeds, or over a run's {how}"
+              if seeded else f"Mean ± std over {how}")
     return ["## Results", "",
-            f"Mean ± std over {how}; threshold {', '.join(thresholds)}; best value per column in bold. "
+            f"{spread}; threshold {', '.join(thresholds)}; best value per column in bold. "
             "Latency is batch-1 p50; throughput is samples over the summed time of whole batches of the run's "
             "batch size; both time raw samples to scores (input encoding included). \"< timer resolution\" marks "
             "a value the clock cannot measure.", "",
@@ -97,6 +104,10 @@ def _significance_section(runs: list[dict[str, Any]], reference: str, n_boot: in
               "percentiles of the differences over bootstrap replicates that draw the test samples (patients "
               "under the `every` protocol) with replacement, the same draws for both models. p (two-sided) = "
               "min(1, 2 min(#{Δ* ≤ 0} + 1, #{Δ* ≥ 0} + 1) / (B + 1)) over the B replicate differences Δ*.", ""]
+    if any(is_seed_row(r) for r in runs):
+        lines[-1:] = ["", "Where a row pairs several training seeds (column `seeds`), Δ is the mean over the "
+                      "seeds of seed s of the model minus seed s of the reference, and each replicate also draws "
+                      "the seed pairs with replacement (docs/evaluation.md).", ""]
     return lines + [str(render_paired(paired_table(runs, reference, n_boot=n_boot, seed=seed), "md")).rstrip()]
 
 
@@ -125,15 +136,16 @@ def _timing_values(timing: dict[str, Any]) -> dict[str, Any]:
 
 def _runs_section(runs: list[dict[str, Any]]) -> list[str]:
     lines = ["## Runs", ""]
-    for r in runs:
+    for r in (run for row in runs for run in members(row)):
         git = r.get("git") or {}
         split = r.get("split") or {}
         timing = r.get("timing") or {}
         sha = f"`{git.get('sha')}`" + (" (uncommitted changes)" if git.get("dirty") else "")
         lines += [f"### {r['model']['name']}: run `{r['run_id']}`", "",
                   f"- created: {r.get('created_at')}; folder: `{r.get('_path', '')}`",
-                  f"- seed: {r.get('seed')}; threshold: {r.get('threshold')}; protocol: {r.get('protocol')}; "
-                  f"split: {split.get('scheme')} {split.get('ratios')}",
+                  f"- seed: {r.get('seed')}; split seed: {split_seed_of(r)}; threshold: {r.get('threshold')}; "
+                  f"protocol: {r.get('protocol')}; split: {split.get('scheme')} {split.get('ratios')}"
+                  + (f"; seed group `{r['seed_group']['id']}`" if r.get("seed_group") else ""),
                   f"- config: `{_compact(r['model'].get('config'))}`",
                   f"- overrides (`--set`): `{_compact(r.get('overrides'))}`",
                   f"- git: {sha}",

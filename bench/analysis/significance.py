@@ -24,10 +24,27 @@ where d*_b = other - reference in replicate b (uncentred). It is the smallest tw
 the percentile interval excludes 0, so "p < 0.05" agrees with "the 95% interval excludes 0" (up to
 interpolation). Identical predictions give d*_b = 0 in every replicate and p = 1; a model better on
 every unit gives d*_b > 0 always and p = 2 / (B + 1), the smallest value B replicates can support.
+
+Several training seeds (:func:`pooled_paired_bootstrap`): k pairs (reference of seed s, other of seed s),
+all scored on the same test units (one split). The difference is the mean over the k seeds of the
+per-seed differences. The seeds and the test units are crossed (every seed sees every unit), so a
+replicate resamples both at once, independently, with replacement (Owen's two-way "pigeonhole"
+bootstrap, Ann. Appl. Stat. 2007, which errs on the conservative side for crossed designs): one count
+vector W over the units, shared by every seed (the pairing by test sample), and one count vector V over
+the k seed pairs (the pairing by seed):
+
+    d*_b = sum_s V[b, s] * (other_s(W_b) - reference_s(W_b)) / k
+
+so the interval and p carry both the test-sample noise and the training-seed noise. With k = 1 it is
+the single-pair bootstrap above, replicate for replicate (V is drawn from its own generator). With few
+seeds the seed part is coarse (k = 3 gives 10 distinct seed draws, and a bootstrap of k values
+understates their variance by (k - 1) / k): read a 3-seed p as a screen, and use 5 or more seeds to
+claim a difference.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,7 +53,7 @@ from bench import metrics
 from bench.metric_registry import METRICS, model_metrics
 
 __all__ = ["paired_metrics", "Difference", "ratio_terms", "align_keys", "bootstrap_counts",
-           "paired_bootstrap", "p_value", "SIGNIFICANT"]
+           "paired_bootstrap", "pooled_paired_bootstrap", "p_value", "SIGNIFICANT"]
 
 SIGNIFICANT = 0.05
 _MAX_CELLS = 4_000_000  # entries of one chunk of the count matrix (32 MB as float64)
@@ -45,7 +62,8 @@ _MAX_CELLS = 4_000_000  # entries of one chunk of the count matrix (32 MB as flo
 @dataclass(frozen=True)
 class Difference:
     """other - reference for one metric: point difference on the full test set, reference and other
-    values, the percentile interval [low, high] at `level`, the two-sided p-value, replicates used."""
+    values, the percentile interval [low, high] at `level`, the two-sided p-value, replicates used;
+    over `n_seeds` paired training seeds, the values and the difference are means over the seeds."""
 
     reference: float
     other: float
@@ -55,6 +73,7 @@ class Difference:
     p_value: float
     n_boot: int
     level: float = 0.95
+    n_seeds: int = 1
 
     @property
     def significant(self) -> bool:
@@ -146,36 +165,63 @@ def paired_bootstrap(reference: dict[str, tuple[np.ndarray, np.ndarray]],
     Returns:
         {metric: Difference, or None when either model lacks the metric (no scores: no PRAUC)}.
     """
+    return pooled_paired_bootstrap([reference], [other], n_boot=n_boot, seed=seed, level=level)
+
+
+def pooled_paired_bootstrap(references: Sequence[dict[str, tuple[np.ndarray, np.ndarray]]],
+                            others: Sequence[dict[str, tuple[np.ndarray, np.ndarray]]],
+                            *, n_boot: int = 1000, seed: int = 0,
+                            level: float = 0.95) -> dict[str, Difference | None]:
+    """Two-way bootstrap of other - reference over k paired training seeds and the test units (module
+    docstring); k = 1 is :func:`paired_bootstrap`.
+
+    Args:
+        references, others: k :func:`ratio_terms` each, pair s = the two models trained with the same
+            seed; every one over the SAME units in the same order ({metric: (num [m], den [m])}).
+        n_boot: replicates B (>= 1). seed: ``np.random.default_rng(seed)`` draws the units,
+            ``np.random.default_rng([seed, 1])`` the seeds. level: interval coverage.
+
+    Returns:
+        {metric: Difference (means over the seeds), or None when any run lacks the metric}.
+    """
     if n_boot < 1:
         raise ValueError("n_boot must be at least 1")
     if not 0 < level < 1:
         raise ValueError("level must be in (0, 1)")
+    k = len(references)
+    if k == 0 or len(others) != k:
+        raise ValueError("need one `other` per `reference`, at least one pair")
     tested = paired_metrics()
-    names = [k for k in tested if k in reference and k in other]
-    m = len(next(iter(reference.values()))[0])
+    names = [name for name in tested if all(name in terms for terms in (*references, *others))]
+    m = len(next(iter(references[0].values()))[0])
     if m == 0:
         raise ValueError("no units to resample")
     for name in names:
-        for terms in (reference[name], other[name]):
-            if any(np.shape(a) != (m,) for a in terms):
+        for terms in (*references, *others):
+            if any(np.shape(a) != (m,) for a in terms[name]):
                 raise ValueError(f"{name}: every term must have shape ({m},)")
-    empty = {k: METRICS[k].empty for k in names}
-    # columns: for each metric, reference num, reference den, other num, other den -> T [m, 4K]
-    table = np.column_stack([a for k in names for a in (*reference[k], *other[k])])
-    full = table.sum(axis=0)
+    empty = np.array([METRICS[name].empty for name in names])
+    # columns: per seed, per metric: reference num, reference den, other num, other den -> T [m, k * 4K]
+    table = np.column_stack([a for ref, oth in zip(references, others) for name in names
+                             for a in (*ref[name], *oth[name])])
+    n_names = len(names)
+    full = table.sum(axis=0).reshape(k, n_names, 4)
     rng = np.random.default_rng(seed)
     chunk = max(1, _MAX_CELLS // m)
     sums = np.concatenate([bootstrap_counts(m, min(chunk, n_boot - start), rng) @ table
-                           for start in range(0, n_boot, chunk)])  # [B, 4K]
+                           for start in range(0, n_boot, chunk)]).reshape(n_boot, k, n_names, 4)
+    weights = (np.ones((n_boot, k)) if k == 1
+               else bootstrap_counts(k, n_boot, np.random.default_rng([seed, 1])))   # V [B, k]
+    ref_full = _ratio(full[..., 0], full[..., 1], empty)        # [k, K]
+    other_full = _ratio(full[..., 2], full[..., 3], empty)
+    per_seed = _ratio(sums[..., 2], sums[..., 3], empty) - _ratio(sums[..., 0], sums[..., 1], empty)  # [B, k, K]
+    deltas = np.einsum("bs,bsj->bj", weights, per_seed) / k   # [B, K]
     out: dict[str, Difference | None] = dict.fromkeys(tested)
     tail = 100 * (1 - level) / 2
     for j, name in enumerate(names):
-        ref_full = float(_ratio(full[4 * j], full[4 * j + 1], empty[name]))
-        other_full = float(_ratio(full[4 * j + 2], full[4 * j + 3], empty[name]))
-        deltas = (_ratio(sums[:, 4 * j + 2], sums[:, 4 * j + 3], empty[name])
-                  - _ratio(sums[:, 4 * j], sums[:, 4 * j + 1], empty[name]))
-        low, high = np.percentile(deltas, [tail, 100 - tail])
-        out[name] = Difference(reference=ref_full, other=other_full, diff=other_full - ref_full,
-                               low=float(low), high=float(high), p_value=p_value(deltas), n_boot=n_boot,
-                               level=level)
+        reference, other = float(ref_full[:, j].mean()), float(other_full[:, j].mean())
+        low, high = np.percentile(deltas[:, j], [tail, 100 - tail])
+        out[name] = Difference(reference=reference, other=other, diff=float((other_full[:, j] - ref_full[:, j]).mean()),
+                               low=float(low), high=float(high), p_value=p_value(deltas[:, j]), n_boot=n_boot,
+                               level=level, n_seeds=k)
     return out

@@ -32,6 +32,10 @@ def compare(
 ) -> None:
     """Show your latest run of every model (per dataset), best value per column marked.
 
+    When a model's latest run belongs to a seed group (`bench run --seeds`), its row is that group:
+    mean ± std over the training seeds (the table says which ± it shows), and --vs pairs the two
+    models seed by seed on the same test samples (docs/evaluation.md).
+
     Your runs are those `bench run` wrote under --results-dir. The committed reference runs
     (results/reference/) are shown only with --reference, each as its own row named "MODEL (ref)":
     a model you ran keeps its row and the reference row sits below it, never merged. --vs takes
@@ -55,7 +59,8 @@ def compare(
         from bench.errors import UserError
         from bench.analysis.paired import paired_table, render_paired
         from bench.analysis.reference import combined, default_reference_dir, reference_runs
-        from bench.results import latest_runs, read_runs
+        from bench.analysis.seed_rows import latest_rows, map_members
+        from bench.results import read_runs
 
         check_format(fmt, FORMATS)
         if bootstrap < 1:
@@ -70,7 +75,7 @@ def compare(
         show_reference = "; `bench compare --reference` shows the committed reference runs"
         if not results_dir.is_dir() and not reference:
             raise UserError(f"--results-dir {results_dir}: no such folder (run `bench run` first{show_reference})")
-        runs = latest_runs(read_runs(results_dir), dataset) if results_dir.is_dir() else []
+        runs = latest_rows(read_runs(results_dir), dataset) if results_dir.is_dir() else []
         where = f" for dataset {dataset!r}" if dataset else ""
         if not runs and not reference:
             raise UserError(f"no runs of yours{where} under {results_dir} (run `bench run --model logreg` "
@@ -87,7 +92,7 @@ def compare(
         if threshold is not None:
             from bench.analysis.rescore import rescore
 
-            runs = [rescore(r, threshold) for r in runs]
+            runs = [map_members(r, lambda run: rescore(run, threshold)) for r in runs]
         outputs = [render(runs, fmt)]
         if groups:
             from bench.analysis.group_compare import render_groups

@@ -26,7 +26,12 @@ Dataset = Annotated[str, typer.Option("--dataset", "-d", help="registered datase
 ModelSet = Annotated[list[str], typer.Option("--set", help="model option key=value (repeatable), e.g. --set lr=0.01")]
 
 # How the samples are drawn and scored (bench.runner.RunOptions).
-Seed = Annotated[int, typer.Option(help="fixes the split, initialisation, sampling and resampling")]
+Seed = Annotated[int, typer.Option(help="training seed: fixes initialisation, sampling and resampling "
+                                         "(the split: --split-seed)")]
+Seeds = Annotated[str, typer.Option(help="train once per training seed on the same split: a list 0,1,2 or a count 3 "
+                                         "(seeds 0, 1, 2); writes a seed group; instead of --seed")]
+SplitSeed = Annotated[int, typer.Option("--split-seed", help="fixes the random patient split, whatever the "
+                                                             "training seed")]
 Threshold = Annotated[float, typer.Option(help="probability at or above which a drug is predicted")]
 Protocol = Annotated[str, typer.Option(help="last: one sample per patient (its last visit); every: every visit")]
 Split = Annotated[str, typer.Option(help="random (seeded, by patient) | leader | gamenet")]

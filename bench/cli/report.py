@@ -22,7 +22,8 @@ def report(
     bootstrap: int = typer.Option(1000, "--bootstrap", help="bootstrap replicates of the significance table"),
     seed: BootstrapSeed = 0,
 ) -> None:
-    """Write a Markdown report of the latest run of every model on DATASET.
+    """Write a Markdown report of the latest run of every model on DATASET (a model's latest seed group,
+    `bench run --seeds`, as mean ± std over its training seeds).
 
     It reports on your runs (--results-dir); `--results-dir results/reference` reports on the
     committed reference runs instead.
@@ -33,7 +34,8 @@ def report(
     with user_errors():
         from bench.errors import UserError
         from bench.analysis.report import write_report
-        from bench.results import latest_runs, read_runs
+        from bench.analysis.seed_rows import latest_rows
+        from bench.results import read_runs
 
         if out.suffix.lower() != ".md":
             raise UserError(f"--out {out}: expected a Markdown file name ending in .md")
@@ -46,6 +48,6 @@ def report(
         check_seed(seed)
         if not results_dir.is_dir():
             raise UserError(f"--results-dir {results_dir}: no such folder (run `bench run` first)")
-        path = write_report(latest_runs(read_runs(results_dir), dataset), dataset, out, vs=vs,
+        path = write_report(latest_rows(read_runs(results_dir), dataset), dataset, out, vs=vs,
                             n_boot=bootstrap, seed=seed)
     typer.echo(f"wrote {path}")

@@ -8,13 +8,15 @@ from rich.table import Table
 
 from bench.cli.console import print_warnings, stdout_console, user_errors
 from bench.cli.options import (AllowModifiedRecorded, DataDir, Dataset, Model, ModelSet, PrepSet, Protocol, Ratios,
-                                Resources, ResultsDir, Seed, Split, Threads, Threshold)
+                                Resources, ResultsDir, Seed, Seeds, Split, SplitSeed, Threads, Threshold)
 
 
 def run(
     model: Model,
     dataset: Dataset = "synthetic",
     seed: Seed = 0,
+    seeds: Seeds = None,
+    split_seed: SplitSeed = 0,
     set_: ModelSet = None,
     threshold: Threshold = 0.5,
     protocol: Protocol = "last",
@@ -29,33 +31,59 @@ def run(
 ) -> None:
     """Train MODEL on DATASET, evaluate the test split and write results/<dataset>/<model>/<run_id>/run.json.
 
+    --seeds trains one run per training seed on the same patient split (--split-seed) and writes the
+    group's mean ± std over the seeds to results/<dataset>/<model>/seed-groups/<group id>.json.
+
     Examples: bench run --model logreg --dataset synthetic --seed 0
+              bench run --model logreg --dataset synthetic --seeds 0,1,2
               bench run --model logreg --dataset mimic3-demo --data-dir DEMO --resources MEDKB
     """
     with user_errors():
         from bench.config import parse_assignments
+        from bench.errors import UserError
         from bench.progress import RichProgressReporter
-        from bench.runner import RunOptions
+        from bench.runner import RunOptions, run_seeds
         from bench.runner import run as run_model
+        from bench.seed_groups import parse_seeds
 
-        options = RunOptions(model=model, dataset=dataset, seed=seed, overrides=parse_assignments(set_),
-                             threshold=threshold, protocol=protocol, split=split, ratios=ratios,
-                             results_dir=results_dir, data_dir=data_dir, resources=resources,
+        if seeds is not None and seed != 0:
+            raise UserError(f"--seed {seed} and --seeds {seeds}: give one of them")
+        seed_list = None if seeds is None else parse_seeds(seeds)
+        options = RunOptions(model=model, dataset=dataset, seed=seed, split_seed=split_seed,
+                             overrides=parse_assignments(set_), threshold=threshold, protocol=protocol, split=split,
+                             ratios=ratios, results_dir=results_dir, data_dir=data_dir, resources=resources,
                              prep_overrides=parse_assignments(prep_set, option="--prep-set"), threads=threads,
                              allow_modified_resources=allow_modified)
-        record, folder = run_model(options, RichProgressReporter())
-    print_summary(record, folder)
+        if seed_list is None:
+            record, folder = run_model(options, RichProgressReporter())
+            written = folder / "run.json"
+        else:
+            from bench.analysis.seed_rows import as_row
+
+            group = run_seeds(options, seed_list, RichProgressReporter())
+            record = as_row(group.records)
+            written = group.path
+            for member, folder in zip(group.records, group.folders):
+                stdout_console().print(f"seed {member['seed']}: {folder / 'run.json'}")
+    print_summary(record, written)
     print_warnings(record["dataset"]["meta"].get("warnings"))
 
 
-def print_summary(record: dict, folder: Path) -> None:
+def print_summary(record: dict, written: Path | None) -> None:
     """The run's metrics per group (the registry's model metrics, mean ± std), its cost and the test set's
-    own metrics (ground-truth DDI rate)."""
+    own metrics (ground-truth DDI rate). `record` may be a seed group's row (bench.analysis.seed_rows):
+    then ± is the std over its training seeds and the cost the mean over them."""
+    from bench.analysis.seed_rows import is_seed_row, seeds_of, uncertainty_note
     from bench.metric_registry import model_metrics, target_metrics
+    from bench.seed_groups import split_seed_of
 
     console = stdout_console()
+    seeds = (f"seeds {', '.join(map(str, seeds_of(record)))}" if is_seed_row(record)
+             else f"seed {record['seed']}")
     table = Table(title=f"{record['model']['name']} on {record['dataset']['name']} "
-                        f"(seed {record['seed']}, threshold {record['threshold']}, protocol {record['protocol']})")
+                        f"({seeds}, split seed {split_seed_of(record)}, threshold "
+                        f"{record['threshold']}, protocol {record['protocol']})",
+                  caption=uncertainty_note([record]))
     table.add_column("group")
     table.add_column("n", justify="right")
     names = [metric.name for metric in model_metrics()]
@@ -70,8 +98,11 @@ def print_summary(record: dict, folder: Path) -> None:
     console.print(table)
     from bench.timing import latency_text, throughput_text
 
+    def whole_test_set(entry: dict) -> float | None:   # a run's point, a seed group's mean of points
+        return entry.get("point", entry.get("mean"))
+
     truth = " | ".join(f"{m.label} {point:.4f}" for m in target_metrics()
-                       if (point := record["metrics"]["all"].get(m.name, {}).get("point")) is not None)
+                       if (point := whole_test_set(record["metrics"]["all"].get(m.name, {}))) is not None)
     t = record["timing"]
     p50, p95 = latency_text(t), latency_text(t, "latency_ms_p95")
     latency = p50 if p50 == p95 and t.get("latency_ms_p95") is None else f"{p50}/{p95} ms"
@@ -80,4 +111,5 @@ def print_summary(record: dict, folder: Path) -> None:
                   f"throughput {throughput} (batch {t.get('throughput_batch_size')}) | "
                   f"peak RSS {t['peak_rss_mb']:.0f} MB | "
                   f"{t['n_params']:,} parameters" + (f" | {truth}" if truth else ""))
-    console.print(f"written: {folder / 'run.json'}")
+    if written is not None:
+        console.print(f"written: {written}")

@@ -8,10 +8,11 @@ import typer
 
 from bench.cli.console import stdout_console, user_errors
 from bench.cli.options import (AllowModified, DataDir, Dataset, PrepSet, Protocol, Ratios, Resources, ResultsDir, Seed,
-                                Split, Threads, load_dataset, with_help)
+                                Split, SplitSeed, Threads, load_dataset, with_help)
 
 TeacherDataset = with_help(Dataset, "the dataset the teacher was trained on")
-TeacherSeed = with_help(Seed, "the teacher run's seed (split and subset)")
+TeacherSeed = with_help(Seed, "the teacher run's training seed (and the distilled subset's)")
+TeacherSplitSeed = with_help(SplitSeed, "the teacher run's split seed")
 ValidProtocol = with_help(Protocol, "validation samples: last | every")
 TeacherResultsDir = with_help(ResultsDir, "where the teacher run is")
 ProbeThreads = with_help(Threads, "torch CPU threads")
@@ -25,6 +26,7 @@ def teacher_probe(
                                                   "with kd_samples=N distils on (0 = all)"),
     c: float = typer.Option(1.0, "--c", help="inverse L2 strength of every probe (sklearn's C)"),
     seed: TeacherSeed = 0,
+    split_seed: TeacherSplitSeed = 0,
     split: Split = "random",
     ratios: Ratios = "8:1:1",
     protocol: ValidProtocol = "last",
@@ -52,21 +54,22 @@ def teacher_probe(
         from bench.runner import check_sampling, check_seed
 
         check_seed(seed)
+        check_seed(split_seed, "--split-seed")
         check_sampling(protocol, split, ratios)
         if threads is not None:
             import torch
 
             torch.set_num_threads(threads)
         bundle = load_dataset(dataset, data_dir, resources, prep_set, allow_modified)
-        folder = find_teacher_run(results_dir, dataset, bundle.hash, seed=seed, split=split, ratios=ratios,
-                                  teacher_run=teacher_run)
+        folder = find_teacher_run(results_dir, dataset, bundle.hash, seed=seed, split_seed=split_seed, split=split,
+                                  ratios=ratios, teacher_run=teacher_run)
         if folder is None:
-            raise UserError(f"no leader-teacher run for {dataset} with seed {seed}, split {split} {ratios} under "
-                            f"{results_dir} (bench run --model leader-teacher first)")
+            raise UserError(f"no leader-teacher run for {dataset} with seed {seed}, split {split} {ratios} and split "
+                            f"seed {split_seed} under {results_dir} (bench run --model leader-teacher first)")
         teacher = load_teacher_run(folder, bundle, "explicit" if teacher_run else "latest",
                                    progress=RichProgressReporter())
-        rows = probe_rows(bundle, teacher.features, seed=seed, split=split, ratios=ratios, protocol=protocol,
-                          n_train=n_train, c=c)
+        rows = probe_rows(bundle, teacher.features, seed=seed, split_seed=split_seed, split=split, ratios=ratios,
+                          protocol=protocol, n_train=n_train, c=c)
     table = Table(title=f"{dataset}: linear probes, validation PRAUC (teacher {folder.name}, "
                         f"{n_train or 'all'} training samples, C={c})")
     for header in ("inputs", "dims", "valid PRAUC"):
