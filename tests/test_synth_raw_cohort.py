@@ -241,12 +241,13 @@ def exported(small_bundle, tmp_path_factory):
 
 def expected_visits(bundle: DatasetBundle, keep_drug) -> dict[int, list[tuple]]:
     """Patient id -> [(admission_id, diagnoses, procedures, sorted drugs)] after the documented rule: drug classes
-    that `keep_drug` refuses are gone, a visit left without a drug is dropped, so is a patient left without a visit."""
+    that `keep_drug` refuses are gone; the visit join drops a visit left without a diagnosis, a procedure or a drug,
+    and then a patient left without a visit."""
     out: dict[int, list[tuple]] = {}
     for patient in bundle.patients:
         visits = [(v.admission_id, v.diagnoses, v.procedures, tuple(sorted(d for d in v.drugs if keep_drug(d))))
                   for v in patient.visits]
-        visits = [v for v in visits if v[3]]
+        visits = [v for v in visits if v[1] and v[2] and v[3]]
         if visits:
             out[patient.id] = visits
     return out

@@ -82,11 +82,13 @@ def _check_ids(bundle: DatasetBundle) -> None:
 
 
 def _profile_number(visits: tuple[Visit, ...], key: str) -> float | None:
+    """The first visit's profile value `key` as a finite number, else None."""
     text = visits[0].profile.get(key, "") if visits else ""
     try:
-        return float(text)
-    except ValueError:
+        number = float(text)
+    except (TypeError, ValueError):
         return None
+    return number if np.isfinite(number) else None
 
 
 def _patients(bundle: DatasetBundle, rng: np.random.Generator) -> tuple[pl.DataFrame, np.ndarray]:
@@ -101,7 +103,7 @@ def _patients(bundle: DatasetBundle, rng: np.random.Generator) -> tuple[pl.DataF
         if patient.visits and patient.visits[0].profile.get("gender") in ("F", "M"):
             gender[i] = patient.visits[0].profile["gender"]
         stated = _profile_number(patient.visits, "age")
-        if stated is not None and np.isfinite(stated):
+        if stated is not None:
             age[i] = np.clip(round(stated), 0, 91)
         icd10 = any(split_token(t)[1] == 10 for v in patient.visits for t in (*v.diagnoses, *v.procedures))
         group[i] = len(M4_YEAR_GROUPS) - 1 if icd10 else icd9_group[i]
