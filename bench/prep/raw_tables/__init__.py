@@ -21,6 +21,10 @@ Modules, one job each: `schema` (formats, tables, columns, file paths), `rates` 
 drug names), `helpers` (small vectorised helpers), `cohort` (patients and admissions), `events` (diagnoses,
 procedures and prescriptions, chunk by chunk), `gzip_csv` (the reproducible parallel gzip CSV writer),
 `tables` (every table of a format, written in order) and `generator` (`generate`, the entry point).
+
+Besides the load generator, `bundle_export` writes an existing cohort (a DatasetBundle) as MIMIC-IV tables, with
+one NDC per drug class chosen by `ndc_choice`, so that peer toolkits run on the same patients (`bench synth-raw
+--dataset`).
 """
 
 from __future__ import annotations

@@ -50,6 +50,22 @@ class _Cohort:
     year_group: np.ndarray | None = None  # mimic4 only: per patient index into M4_YEAR_GROUPS
 
 
+def stay_times(rng: np.random.Generator, year_start: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(admit, disch) epoch seconds of every admission, patients' admissions consecutive: the first in the
+    patient's anchor year (`year_start`, per patient), then a stay of ~3 days and a gap of ~8 months
+    before the next; `k` admissions per patient. Admit times strictly increase within a patient."""
+    n_adm = int(k.sum())
+    adm_pat = np.repeat(np.arange(len(k)), k)
+    los = np.clip(rng.lognormal(math.log(3.2 * DAY), 0.85, n_adm), 2 * 3600, 150 * DAY)
+    gap = rng.exponential(240 * DAY, n_adm) + DAY
+    step = los + gap
+    before = np.cumsum(step) - step
+    first = np.cumsum(k) - k
+    admit = year_start[adm_pat] + rng.uniform(0, 365 * DAY, len(k))[adm_pat] + before - before[first[adm_pat]]
+    admit = _minute(admit)
+    return admit, admit + np.maximum(_minute(los), 3600)
+
+
 def _cohort(fmt: str, scale: float, rng: np.random.Generator) -> _Cohort:
     n_pat = max(1, round(FULL_PATIENTS * scale))
     with_adm = rng.random(n_pat) < SHARE_WITH_ADMISSION[fmt]
@@ -67,14 +83,7 @@ def _cohort(fmt: str, scale: float, rng: np.random.Generator) -> _Cohort:
     year_start = _year_start(years)
     n_adm = int(k.sum())
     adm_pat = np.repeat(np.arange(n_pat), k)
-    los = np.clip(rng.lognormal(math.log(3.2 * DAY), 0.85, n_adm), 2 * 3600, 150 * DAY)
-    gap = rng.exponential(240 * DAY, n_adm) + DAY
-    step = los + gap
-    before = np.cumsum(step) - step
-    first = np.cumsum(k) - k
-    admit = year_start[adm_pat] + rng.uniform(0, 365 * DAY, n_pat)[adm_pat] + before - before[first[adm_pat]]
-    admit = _minute(admit)
-    disch = admit + np.maximum(_minute(los), 3600)
+    admit, disch = stay_times(rng, year_start, k)
     last = np.zeros(n_adm, dtype=bool)
     last[np.cumsum(k)[with_adm] - 1] = True
     p_death = min(0.5, HOSPITAL_DEATH_RATE[fmt] * n_adm / n_with)

@@ -7,9 +7,11 @@ keeps the CRC-32, and generates the next chunk meanwhile.
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 from collections import deque
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
@@ -87,3 +89,22 @@ class _GzipCsv:
         pipe.drain()
         self.handle.write(zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -15).flush(zlib.Z_FINISH))
         self.handle.write(struct.pack("<II", self.crc & 0xFFFFFFFF, self.size & 0xFFFFFFFF))
+
+
+def write_tables(out: Path, tables: Mapping[str, tuple[str, pl.DataFrame]]) -> list[tuple[str, Path, int]]:
+    """Write whole frames, {name: (path under `out`, frame)}, each as one gzip CSV with the frame's columns (a
+    frame without rows still gets its header line); each file appears atomically. Returns (name, path, rows)."""
+    with ExitStack() as stack:
+        writers = {name: _GzipCsv(out / rel, stack, None, tuple(frame.columns)) for name, (rel, frame) in tables.items()}
+        workers = max(2, os.cpu_count() or 2)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="synth-raw-gzip") as pool:
+            pipe = _Pipe(pool, depth=2 * workers + 2)
+            try:
+                for name, (_, frame) in tables.items():
+                    if frame.height:
+                        writers[name].write(frame, pipe)
+                    writers[name].finish(pipe)
+            except BaseException:
+                pipe.cancel()  # the temp files are then removed by their atomic_path contexts
+                raise
+    return [(name, out / rel, writers[name].rows) for name, (rel, _) in tables.items()]

@@ -20,6 +20,10 @@ MIMIC4_COLUMNS: dict[str, tuple[str, ...]] = {
     "d_icd_diagnoses": ("icd_code", "icd_version", "long_title"),
     "d_icd_procedures": ("icd_code", "icd_version", "long_title"),
 }
+# icu/ holds more tables; `icustays` is the one some toolkits insist on finding (even empty)
+MIMIC4_ICU_COLUMNS: dict[str, tuple[str, ...]] = {
+    "icustays": ("subject_id", "hadm_id", "stay_id", "first_careunit", "last_careunit", "intime", "outtime", "los"),
+}
 MIMIC3_COLUMNS: dict[str, tuple[str, ...]] = {
     "PATIENTS": ("ROW_ID", "SUBJECT_ID", "GENDER", "DOB", "DOD", "DOD_HOSP", "DOD_SSN", "EXPIRE_FLAG"),
     "ADMISSIONS": ("ROW_ID", "SUBJECT_ID", "HADM_ID", "ADMITTIME", "DISCHTIME", "DEATHTIME", "ADMISSION_TYPE",
