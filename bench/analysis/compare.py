@@ -81,10 +81,31 @@ def metric_columns() -> tuple[list[Column], list[Column]]:
             [column(m, group) for m in metrics for group in m.groups if group != "all"])
 
 
-def columns() -> tuple[Column, ...]:
-    """Every column of the comparison: the registry's metric columns, then the timing columns."""
+ORACLE = "oracle"  # the ceiling model of generated cohorts (baselines/oracle.py)
+ORACLE_SHARE = Column("prauc_of_oracle", "PRAUC / oracle", lambda r: (r.get("prauc_of_oracle"), None), "high", 3)
+
+
+def with_oracle_share(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The runs, each with `prauc_of_oracle`: its PRAUC (mean) over the PRAUC of the oracle run of the same
+    dataset and source (your runs, or the reference runs); runs of datasets without one are unchanged."""
+    def prauc(record: dict[str, Any]) -> float | None:
+        return _metric("all", "prauc")(record)[0]
+
+    ceilings = {(r["dataset"]["name"], source(r)): prauc(r) for r in runs if base_model(r) == ORACLE}
+    shown = []
+    for record in runs:
+        ceiling, value = ceilings.get((record["dataset"]["name"], source(record))), prauc(record)
+        if ceiling and value is not None:
+            record = {**record, "prauc_of_oracle": value / ceiling}
+        shown.append(record)
+    return shown
+
+
+def columns(oracle_share: bool = False) -> tuple[Column, ...]:
+    """Every column of the comparison: the registry's metric columns, then (with an oracle run) each PRAUC
+    as a share of the oracle's, the metrics on other groups, then the timing columns."""
     main, by_group = metric_columns()
-    return (*main, *by_group, *TIMING_COLUMNS)
+    return (*main, *((ORACLE_SHARE,) if oracle_share else ()), *by_group, *TIMING_COLUMNS)
 
 
 OLD_TIMING_COLUMNS = ("latency_ms_p50", "throughput_per_s")   # marked when timed before timing version 2
@@ -183,8 +204,10 @@ def _csv_cells(cell: Cell) -> tuple[Any, Any]:
 
 
 def render(runs: list[dict[str, Any]], fmt: str) -> str | Group:
-    """The comparison as two rich Tables (`table`) or as Markdown / CSV / LaTeX text."""
-    cols = columns()
+    """The comparison as two rich Tables (`table`) or as Markdown / CSV / LaTeX text. Where a dataset has an
+    oracle run (a generated cohort's ceiling) every row also shows its PRAUC as a share of the oracle's."""
+    runs = with_oracle_share(runs)
+    cols = columns(oracle_share=any("prauc_of_oracle" in r for r in runs))
     rows = build_rows(runs, cols)
     notes = footnotes(runs)
     if fmt == "table":
