@@ -221,3 +221,26 @@ def test_incidental_diagnoses_are_cms_titled_weighted_and_imply_no_drug():
         assert not any(w in r["title"].lower() for w in DRUG_WORDS), r
         # adverse effects of drugs (E930-E949) and drug poisonings (960-979, E850-E858) imply a drug
         assert not re.fullmatch(r"E9[34]\d+|9[67]\d+|E85[0-8]\d*", r["icd9"]), r
+
+
+# Titles that name something other than the condition itself: never a tail code.
+NOT_THE_CONDITION = ("history of", "screening", "complicating pregnancy", "newborn", "family history")
+
+
+def test_title_tail_codes_imply_a_known_condition_and_share_a_word_with_its_titles():
+    with open(V2 / "title_tail.csv", newline="", encoding="utf-8") as handle:
+        assert next(csv.reader(handle)) == ["condition", "icd9", "title"]
+    tail = rows(V2, "title_tail.csv")
+    dx = cms_titles("DX")
+    conditions = {r["condition"] for r in both("conditions.csv")}
+    common: dict[str, set[str]] = {}
+    for r in both("condition_diagnoses.csv"):
+        if r["kind"] == "common":
+            common.setdefault(r["condition"], set()).update(words(r["title"]))
+    assert 700 <= len(tail) <= 1100
+    assert max(Counter(r["condition"] for r in tail).values()) <= 40
+    for r in tail:
+        assert r["condition"] in conditions, r
+        assert dx.get(r["icd9"]) == r["title"], r
+        assert words(r["title"]) & common[r["condition"]], r
+        assert not any(w in r["title"].lower() for w in NOT_THE_CONDITION), r
