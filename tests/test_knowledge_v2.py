@@ -78,6 +78,23 @@ def test_v2_smiles_parse_and_have_the_drugs_formula():
         assert element_counts(CalcMolFormula(mol)) == element_counts(FORMULAS[r["atc3"]]), (r["atc3"], r["drug"])
 
 
+# CIP labels of the stereocentres, in SMILES atom order, of drugs with a known configuration.
+CIP = {"A16A": ["R"], "N04B": ["S"], "S01E": ["S"], "A11G": ["S", "R"],
+       "J01A": ["R", "S", "S", "R", "S", "R"],  # doxycycline 6R,12aS,4S,4aR,5S,5aR
+       "D07A": ["S", "S", "R", "S", "S", "S", "R", "S"]}  # triamcinolone 13S,11S,9R,8S,10S,14S,16R,17S
+
+
+def test_v2_stereocentres_have_the_drugs_configuration():
+    from rdkit import Chem
+    from rdkit.Chem import rdCIPLabeler
+
+    smiles = {r["atc3"]: r["smiles"] for r in rows(V2, "atc3.csv")}
+    for atc3, labels in CIP.items():
+        mol = Chem.MolFromSmiles(smiles[atc3])
+        rdCIPLabeler.AssignCIPLabels(mol)
+        assert [a.GetProp("_CIPCode") for a in mol.GetAtoms() if a.HasProp("_CIPCode")] == labels, atc3
+
+
 def who_atc_index(folder: Path) -> dict[str, set[str]]:
     """ATC code -> its lower-case names (a few codes have two) in medkb's atc_coding.csv.gz."""
     names: dict[str, set[str]] = {}
