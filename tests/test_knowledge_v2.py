@@ -11,7 +11,6 @@ import re
 from collections import Counter
 from pathlib import Path
 
-
 from tests.conftest import requires_data
 from tests.test_knowledge import cms_titles, words
 
