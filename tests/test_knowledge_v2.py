@@ -11,8 +11,6 @@ import re
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import requires_data
 from tests.test_knowledge import cms_titles, words
 
@@ -76,6 +74,23 @@ def test_v2_smiles_parse_and_have_the_drugs_formula():
         mol = Chem.MolFromSmiles(r["smiles"])
         assert mol is not None, r["atc3"]
         assert element_counts(CalcMolFormula(mol)) == element_counts(FORMULAS[r["atc3"]]), (r["atc3"], r["drug"])
+
+
+# CIP labels of the stereocentres, in SMILES atom order, of drugs with a known configuration.
+CIP = {"A16A": ["R"], "N04B": ["S"], "S01E": ["S"], "A11G": ["S", "R"],
+       "J01A": ["R", "S", "S", "R", "S", "R"],  # doxycycline 6R,12aS,4S,4aR,5S,5aR
+       "D07A": ["S", "S", "R", "S", "S", "S", "R", "S"]}  # triamcinolone 13S,11S,9R,8S,10S,14S,16R,17S
+
+
+def test_v2_stereocentres_have_the_drugs_configuration():
+    from rdkit import Chem
+    from rdkit.Chem import rdCIPLabeler
+
+    smiles = {r["atc3"]: r["smiles"] for r in rows(V2, "atc3.csv")}
+    for atc3, labels in CIP.items():
+        mol = Chem.MolFromSmiles(smiles[atc3])
+        rdCIPLabeler.AssignCIPLabels(mol)
+        assert [a.GetProp("_CIPCode") for a in mol.GetAtoms() if a.HasProp("_CIPCode")] == labels, atc3
 
 
 def who_atc_index(folder: Path) -> dict[str, set[str]]:
@@ -221,3 +236,26 @@ def test_incidental_diagnoses_are_cms_titled_weighted_and_imply_no_drug():
         assert not any(w in r["title"].lower() for w in DRUG_WORDS), r
         # adverse effects of drugs (E930-E949) and drug poisonings (960-979, E850-E858) imply a drug
         assert not re.fullmatch(r"E9[34]\d+|9[67]\d+|E85[0-8]\d*", r["icd9"]), r
+
+
+# Titles that name something other than the condition itself: never a tail code.
+NOT_THE_CONDITION = ("history of", "screening", "complicating pregnancy", "newborn", "family history")
+
+
+def test_title_tail_codes_imply_a_known_condition_and_share_a_word_with_its_titles():
+    with open(V2 / "title_tail.csv", newline="", encoding="utf-8") as handle:
+        assert next(csv.reader(handle)) == ["condition", "icd9", "title"]
+    tail = rows(V2, "title_tail.csv")
+    dx = cms_titles("DX")
+    conditions = {r["condition"] for r in both("conditions.csv")}
+    common: dict[str, set[str]] = {}
+    for r in both("condition_diagnoses.csv"):
+        if r["kind"] == "common":
+            common.setdefault(r["condition"], set()).update(words(r["title"]))
+    assert 700 <= len(tail) <= 1100
+    assert max(Counter(r["condition"] for r in tail).values()) <= 40
+    for r in tail:
+        assert r["condition"] in conditions, r
+        assert dx.get(r["icd9"]) == r["title"], r
+        assert words(r["title"]) & common[r["condition"]], r
+        assert not any(w in r["title"].lower() for w in NOT_THE_CONDITION), r
