@@ -36,13 +36,15 @@ class ModelEntry:
     """A model: its registry name, "module:Class" (imported only when used), a one-line summary, the
     paper it comes from, and the model it is a student of ("" for none: the class's `teacher`
     TeacherSpec says the same, tested; kept here too so that old runs, which do not name their
-    teacher, can be paired with it without importing the model)."""
+    teacher, can be paired with it without importing the model). `ceiling`: the model is a dataset's
+    known ceiling (a generated cohort's oracle); `bench compare` shows every PRAUC as a share of it."""
 
     name: str
     target: str
     summary: str
     paper: str = ""
     teacher: str = ""
+    ceiling: bool = False
 
 
 @dataclass(frozen=True)

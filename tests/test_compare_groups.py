@@ -175,7 +175,7 @@ def test_runs_without_the_new_groups_still_compare(tagged, tmp_path):
 def test_the_committed_reference_runs_compare_by_group():
     """Written before the groups: three groups each, re-scored from predictions without masks."""
     out = runner.invoke(app, ["compare", "--results-dir", str(REPO_ROOT / "results" / "reference"), "--groups",
-                              "-d", "synthetic", "--threshold", "0.3", "-f", "csv"])
+                              "-d", "synthetic-v1", "--threshold", "0.3", "-f", "csv"])
     assert out.exit_code == 0, out.output
     rows = _csv(out.output)
     assert len(rows) >= 30 and {r["group"] for r in rows} == {"all", "single_visit", "multi_visit"}

@@ -161,8 +161,11 @@ def test_v2_conditions_and_their_references_exist():
                          ("comorbidities.csv", "condition_b")]:
         assert {r[column] for r in rows(V2, name)} <= known, name
     assert {r["atc3"] for r in rows(V2, "condition_drugs.csv")} <= atc
-    drugs = both("condition_drugs.csv")
-    assert len({(r["condition"], r["atc3"]) for r in drugs}) == len(drugs)
+    for folder in (V1, V2):  # a pair once per folder; v2 may override only v1's background odds
+        drugs = rows(folder, "condition_drugs.csv")
+        assert len({(r["condition"], r["atc3"]) for r in drugs}) == len(drugs)
+    pairs = {(r["condition"], r["atc3"]) for r in rows(V1, "condition_drugs.csv")}
+    assert {c for c, a in pairs & {(r["condition"], r["atc3"]) for r in rows(V2, "condition_drugs.csv")}} <= {"_background"}
     for r in rows(V2, "condition_drugs.csv"):
         assert 0 < float(r["probability"]) <= 1 and r["persistent"] in ("true", "false")
     # every new class is prescribed for some condition, except metolazone, the generator's second-line diuretic

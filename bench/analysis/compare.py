@@ -22,6 +22,7 @@ from rich.table import Table
 from bench.analysis.reference import base_model, source
 from bench.analysis.seed_rows import missing_seeds_notes, seeds_of, uncertainty_kind, uncertainty_note
 from bench.metric_registry import Metric, model_metrics
+from bench.registry import models
 from bench.timing import BELOW_FLAGS, BELOW_RESOLUTION, TIMING_VERSION, timing_version
 
 Better = Literal["high", "low"] | None
@@ -81,17 +82,19 @@ def metric_columns() -> tuple[list[Column], list[Column]]:
             [column(m, group) for m in metrics for group in m.groups if group != "all"])
 
 
-ORACLE = "oracle"  # the ceiling model of generated cohorts (baselines/oracle.py)
 ORACLE_SHARE = Column("prauc_of_oracle", "PRAUC / oracle", lambda r: (r.get("prauc_of_oracle"), None), "high", 3)
 
 
 def with_oracle_share(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The runs, each with `prauc_of_oracle`: its PRAUC (mean) over the PRAUC of the oracle run of the same
-    dataset and source (your runs, or the reference runs); runs of datasets without one are unchanged."""
+    """The runs, each with `prauc_of_oracle`: its PRAUC (mean) over the PRAUC of the ceiling model's run
+    (ModelEntry.ceiling: the oracle) of the same dataset and source (your runs, or the reference runs);
+    runs of datasets without one are unchanged."""
+    ceiling_models = {entry.name for entry in models().values() if entry.ceiling}
+
     def prauc(record: dict[str, Any]) -> float | None:
         return _metric("all", "prauc")(record)[0]
 
-    ceilings = {(r["dataset"]["name"], source(r)): prauc(r) for r in runs if base_model(r) == ORACLE}
+    ceilings = {(r["dataset"]["name"], source(r)): prauc(r) for r in runs if base_model(r) in ceiling_models}
     shown = []
     for record in runs:
         ceiling, value = ceilings.get((record["dataset"]["name"], source(record))), prauc(record)
