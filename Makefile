@@ -24,6 +24,7 @@ $(STAMP): pyproject.toml requirements-models.txt
 demo: setup
 	$(VENV)/bin/bench run --model popular --dataset synthetic
 	$(VENV)/bin/bench run --model logreg --dataset synthetic
+	$(VENV)/bin/bench run --model oracle --dataset synthetic
 	$(VENV)/bin/bench compare --dataset synthetic
 
 test: setup
