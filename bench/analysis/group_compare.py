@@ -21,6 +21,7 @@ from rich.table import Table
 
 from bench.analysis.compare import Cell, Column, _latex, _metric, build_rows
 from bench.analysis.reference import base_model, source
+from bench.analysis.seed_rows import uncertainty_note
 from bench.metric_registry import Metric, model_metrics
 
 __all__ = ["GroupTable", "group_metrics", "group_names", "group_tables", "render_groups"]
@@ -82,11 +83,16 @@ def group_tables(runs: list[dict[str, Any]]) -> list[GroupTable]:
     return tables
 
 
-TITLE = "{dataset}: metrics per evaluation group (n: its test samples), mean{std} over resampling rounds"
+TITLE = "{dataset}: metrics per evaluation group (n: its test samples), mean{std} ({note})"
+
+
+def _title(table: GroupTable, std: str) -> str:
+    """The table's title; says which kind of ± its rows show (over training seeds or test resampling)."""
+    return TITLE.format(dataset=table.dataset, std=std, note=uncertainty_note([r for r, _ in table.rows]))
 
 
 def _rich(table: GroupTable) -> Table:
-    out = Table(title=TITLE.format(dataset=table.dataset, std="") + " (best in bold green)")
+    out = Table(title=_title(table, "") + ", best in bold green")
     out.add_column("model")
     out.add_column("metric")
     for group in table.groups:
@@ -140,7 +146,7 @@ def render_groups(runs: list[dict[str, Any]], fmt: str) -> str | Group:
     if fmt == "md":
         blocks = []
         for t in tables:
-            lines = [TITLE.format(dataset=t.dataset, std=" ± std") + " (best in bold).", "",
+            lines = [_title(t, " ± std") + ", best in bold.", "",
                      "| model | metric | " + " | ".join(t.header(g) for g in t.groups) + " |",
                      "|---|---|" + "---:|" * len(t.groups)]
             lines += ["| " + " | ".join(row) + " |" for row in _text_rows(t, "**{}**")]
