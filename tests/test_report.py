@@ -84,7 +84,9 @@ def test_compare_plot_writes_pngs(results, tmp_path):
     out = runner.invoke(app, ["compare", "--results-dir", str(results), "--plot", str(tmp_path / "plots")])
     assert out.exit_code == 0, out.output
     names = sorted(p.name for p in (tmp_path / "plots").iterdir())
-    assert names == ["synthetic-small-ddi-jaccard.png", "synthetic-small-frontier.png", "synthetic-small-visits.png"]
+    # synthetic-small (cohort v2) runs hold rare/unseen-code and mechanism groups: the groups plot too
+    assert names == ["synthetic-small-ddi-jaccard.png", "synthetic-small-frontier.png", "synthetic-small-groups.png",
+                     "synthetic-small-visits.png"]
     for name in names:
         _assert_png(tmp_path / "plots" / name)
 
@@ -111,7 +113,7 @@ def test_report_has_its_sections_and_links(results, tmp_path):
                      "| synthetic-small | oracle |"):
         assert expected in text, expected
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert len(links) == 3 and all(link.startswith("small_plots/") for link in links)
+    assert len(links) == 4 and all(link.startswith("small_plots/") for link in links)
     for link in links:
         _assert_png(out_file.parent / link)
     assert not list(out_file.parent.glob(".*.tmp"))

@@ -1,4 +1,4 @@
-"""`bench compare --plot DIR`: PNG pictures of the latest runs, three per dataset.
+"""`bench compare --plot DIR`: PNG pictures of the latest runs, three or four per dataset.
 
 * `<dataset>-frontier.png`: PRAUC against batch-1 latency (p50, log axis), the accuracy/cost frontier
   drawn through the models no other model beats on both. When any model has no PRAUC (hard predictions
@@ -6,6 +6,9 @@
   is below the timer resolution (null in run.json, bench.timing) has no point; the plot names it.
 * `<dataset>-ddi-jaccard.png`: DDI rate against Jaccard, with the ground truth's DDI rate as a line.
 * `<dataset>-visits.png`: Jaccard on single-visit vs multi-visit patients, two bars per model.
+* `<dataset>-groups.png` (only where the runs hold evaluation groups beyond single/multi-visit:
+  rare/unseen codes, mechanism tags; bench.groups): PRAUC (Jaccard when a model has none) per group,
+  one bar per model in each group, the group's size under its name.
 
 Values are the run.json means over the resampling rounds, error bars their std (for a seed group's row,
 bench.analysis.seed_rows: the mean and std over its training seeds). A model has the same
@@ -169,14 +172,52 @@ def visits_plot(runs: list[dict[str, Any]], dataset: str, colours: dict[str, str
     return _save(fig, path)
 
 
+BASIC_GROUPS = ("all", "single_visit", "multi_visit")
+
+
+def extra_groups(runs: list[dict[str, Any]]) -> list[str]:
+    """The evaluation groups beyond BASIC_GROUPS that any of `runs` holds, in run.json order."""
+    names = dict.fromkeys(g for r in runs for g in r.get("metrics", {}))
+    return [g for g in names if g not in BASIC_GROUPS]
+
+
+def groups_plot(runs: list[dict[str, Any]], dataset: str, colours: dict[str, str], path: Path) -> Path:
+    """PRAUC (Jaccard when a model has none) on "all" and every further evaluation group, one bar per model."""
+    from matplotlib.patches import Patch
+
+    groups = ["all", *extra_groups(runs)]
+    metric = "prauc" if all(_metric(r, "all", "prauc")[0] is not None for r in runs) else "jaccard"
+    fig, ax = _figure(f"{dataset}: {METRICS[metric].label} per evaluation group")
+    fig.set_size_inches(max(7.5, 1.1 * len(groups) + 2), 4.8)
+    width = 0.8 / max(len(runs), 1)
+    for i, record in enumerate(runs):
+        for j, group in enumerate(groups):
+            value, std = _metric(record, group, metric)
+            if value is not None:
+                ax.bar(j - 0.4 + (i + 0.5) * width, value, width, yerr=std or 0.0, capsize=2,
+                       color=colours[base_model(record)], edgecolor="black", linewidth=0.4,
+                       hatch="//" if is_reference(record) else None)
+    sizes = [next((r["metrics"][g].get("n") for r in runs if r.get("metrics", {}).get(g)), None) for g in groups]
+    ax.set_xticks(range(len(groups)), [f"{g}\n(n={n})" for g, n in zip(groups, sizes)], fontsize=8)
+    fig.legend(handles=[Patch(facecolor=colours[base_model(r)], edgecolor="black", label=r["model"]["name"])
+                        for r in runs], fontsize=8, loc="outside right upper")
+    ax.set_ylabel(f"{METRICS[metric].label} (mean; {METRICS[metric].direction})")
+    ax.set_ylim(bottom=0)
+    ax.grid(True, axis="x", alpha=0)
+    return _save(fig, path)
+
+
 PLOTS = (("frontier", frontier_plot), ("ddi-jaccard", ddi_jaccard_plot), ("visits", visits_plot))
 
 
 def write_plots(runs: list[dict[str, Any]], folder: Path) -> list[Path]:
-    """Write the three PNGs of every dataset in `runs` into `folder` (atomically); returns their paths."""
+    """Write the PNGs of every dataset in `runs` into `folder` (atomically: the three of PLOTS, and the
+    groups plot where the runs hold further evaluation groups); returns their paths."""
     colours = model_colours(base_model(r) for r in runs)
     written = []
     for dataset in sorted({r["dataset"]["name"] for r in runs}):
         subset = sorted((r for r in runs if r["dataset"]["name"] == dataset), key=lambda r: r["model"]["name"])
         written += [plot(subset, dataset, colours, folder / f"{dataset}-{kind}.png") for kind, plot in PLOTS]
+        if extra_groups(subset):
+            written.append(groups_plot(subset, dataset, colours, folder / f"{dataset}-groups.png"))
     return written

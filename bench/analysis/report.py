@@ -27,7 +27,9 @@ from bench.timing import BELOW_FLAGS, BELOW_RESOLUTION, timing_version
 TIMING_KEYS = ("fit_seconds", "latency_ms_p50", "throughput_per_s", "peak_rss_mb", "n_params")
 FIGURES = (("frontier", "Accuracy against batch-1 latency (log axis): the accuracy/cost frontier."),
            ("ddi-jaccard", "DDI rate against Jaccard; the dashed line is the ground truth's DDI rate."),
-           ("visits", "Jaccard on single-visit (solid) and multi-visit (hatched) patients."))
+           ("visits", "Jaccard on single-visit (solid) and multi-visit (hatched) patients."),
+           ("groups", "PRAUC (or Jaccard) per evaluation group: rare and unseen codes, each mechanism of a "
+                      "synthetic cohort."))
 
 
 def plots_folder(out: Path) -> Path:
@@ -114,6 +116,8 @@ def _significance_section(runs: list[dict[str, Any]], reference: str, n_boot: in
 def _figures_section(dataset: str, plots: Path) -> list[str]:
     lines = ["## Figures", ""]
     for kind, caption in FIGURES:
+        if not (plots / f"{dataset}-{kind}.png").exists():  # the groups plot exists only for grouped runs
+            continue
         link = quote(f"{plots.name}/{dataset}-{kind}.png")
         lines += [f"![{dataset}: {kind}]({link})", "", f"*{caption}*", ""]
     return lines[:-1]
