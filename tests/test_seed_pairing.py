@@ -116,7 +116,7 @@ def test_an_old_run_without_split_seed_still_loads_and_means_split_seed_equals_s
 
     from bench.cli import app
 
-    old = sorted((REPO_ROOT / "results" / "reference").rglob("run.json"))[0]
+    old = sorted((REPO_ROOT / "results" / "reference" / "synthetic-v1").rglob("run.json"))[0]  # made before split_seed
     record = read_run(old)
     assert "split_seed" not in record and split_seed_of(record) == record["seed"]
     copy = tmp_path / "synthetic" / record["model"]["name"] / record["run_id"] / "run.json"
