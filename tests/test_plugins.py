@@ -10,7 +10,6 @@ import sys
 import pytest
 
 from bench.analysis.reference import default_reference_dir, reference_runs
-
 from bench.errors import UserError
 from bench.plugins import ENV_VAR, Plugin, load_plugin, plugins
 from bench.registry import model_class, models
