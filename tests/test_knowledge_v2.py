@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from tests.conftest import requires_data
-from tests.test_knowledge import cms_titles, words
+from tests.test_knowledge import COLUMNS, cms_titles, words
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 V1 = REPO_ROOT / "datasets" / "synthetic" / "knowledge"
@@ -121,14 +121,8 @@ def test_every_v2_atc3_class_has_an_ndc_in_the_pinned_mapping():
     assert not missing
 
 
-APPENDED = {  # version 2 files with version 1's layout: their rows follow version 1's
-    "atc3.csv": ["atc3", "name", "drug", "smiles"],
-    "conditions.csv": ["condition", "name", "prevalence", "chronic", "group"],
-    "condition_diagnoses.csv": ["condition", "icd9", "title", "kind"],
-    "condition_procedures.csv": ["condition", "icd9", "title", "probability"],
-    "condition_drugs.csv": ["condition", "atc3", "probability", "persistent"],
-    "comorbidities.csv": ["condition_a", "condition_b", "weight"],
-}
+# version 2 files with version 1's layout: their rows follow version 1's
+APPENDED = {name: columns for name, columns in COLUMNS.items() if name != "ddi_pairs.csv"}
 
 
 def test_appended_files_have_version_1_columns_and_load_with_it(tmp_path):

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from bench.results import latest_runs
 from bench.seed_groups import TEST_RESAMPLING, TRAINING_SEEDS, group_id_of, seed_metrics
 
 Record = dict[str, Any]
@@ -26,18 +27,12 @@ PLANNED = "_planned_seeds"  # the seeds its group was started with (some may be 
 def latest_groups(runs: Sequence[Record], dataset: str | None = None) -> list[list[Record]]:
     """Per (dataset, model), sorted: the runs of the seed group of its latest run (in seed order), or
     that latest run alone when it belongs to no group."""
-    latest: dict[tuple[str, str], Record] = {}
-    for record in runs:
-        key = (record["dataset"]["name"], record["model"]["name"])
-        if dataset is not None and key[0] != dataset:
-            continue
-        if key not in latest or record["created_at"] > latest[key]["created_at"]:
-            latest[key] = record
     groups = []
-    for key in sorted(latest):
-        group = group_id_of(latest[key])
+    for newest in latest_runs(list(runs), dataset):
+        key = (newest["dataset"]["name"], newest["model"]["name"])
+        group = group_id_of(newest)
         if group is None:
-            groups.append([latest[key]])
+            groups.append([newest])
             continue
         members = {r["seed"]: r for r in runs if (r["dataset"]["name"], r["model"]["name"]) == key
                    and group_id_of(r) == group}

@@ -22,7 +22,7 @@ import typer
 from bench.cli.console import stdout_console, user_errors
 from bench.cli.options import (AllowModifiedRecorded, DataDir, Dataset, Format, Model, ModelSet, PrepSet, Protocol,
                                 Ratios, Resources, ResultsDir, Seed, Seeds, Split, SplitSeed, Threads, Threshold,
-                                check_format, with_help)
+                                check_format, run_options, seed_list, with_help)
 
 AblationModel = with_help(Model, "a model that declares ablation steps (bench.protocol.AblationStep)")
 AblationSeed = with_help(Seed, "the same training seed (initialisation, sampling, resampling) for every row")
@@ -61,24 +61,18 @@ def ablate(
     """
     with user_errors():
         from bench.analysis.compare import FORMATS, render
-        from bench.config import parse_assignments
-        from bench.errors import UserError
         from bench.progress import RichProgressReporter
-        from bench.runner import RunOptions, check_seed
-        from bench.seed_groups import parse_seeds
+        from bench.runner import check_seed
 
         check_format(fmt, FORMATS)
         check_seed(seed)
         check_seed(split_seed, "--split-seed")
-        if seeds is not None and seed != 0:
-            raise UserError(f"--seed {seed} and --seeds {seeds}: give one of them")
-        seed_list = None if seeds is None else parse_seeds(seeds)
-        base = RunOptions(model=model, dataset=dataset, seed=seed, split_seed=split_seed,
-                          overrides=parse_assignments(set_), threshold=threshold, protocol=protocol, split=split,
-                          ratios=ratios, results_dir=results_dir, data_dir=data_dir, resources=resources,
-                          prep_overrides=parse_assignments(prep_set, option="--prep-set"), threads=threads,
-                          allow_modified_resources=allow_modified)
-        records = run_ablation(base, RichProgressReporter(), seed_list)
+        chosen_seeds = seed_list(seed, seeds)
+        base = run_options(model=model, dataset=dataset, seed=seed, split_seed=split_seed, set_=set_,
+                           threshold=threshold, protocol=protocol, split=split, ratios=ratios, results_dir=results_dir,
+                           data_dir=data_dir, resources=resources, prep_set=prep_set, threads=threads,
+                           allow_modified=allow_modified)
+        records = run_ablation(base, RichProgressReporter(), chosen_seeds)
         output = render(records, fmt)
     if isinstance(output, str):
         typer.echo(output, nl=False)

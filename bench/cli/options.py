@@ -19,6 +19,7 @@ import typer
 
 if TYPE_CHECKING:
     from bench.data import DatasetBundle
+    from bench.runner import RunOptions
 
 # What is trained and on what.
 Model = Annotated[str, typer.Option("--model", "-m", help="registered model, see `bench ls models`")]
@@ -84,3 +85,23 @@ def load_dataset(dataset: str, data_dir: Path | None, resources: Path | None, pr
     return load_bundle(dataset, data_dir=data_dir, resources=resources,
                        overrides=parse_assignments(prep_set, option=option),
                        allow_modified_resources=allow_modified, **kwargs)
+
+
+def seed_list(seed: int, seeds: str | None) -> tuple[int, ...] | None:
+    """The training seeds of --seeds (None: one run with --seed); both given is a UserError."""
+    from bench.errors import UserError
+    from bench.seed_groups import parse_seeds
+
+    if seeds is not None and seed != 0:
+        raise UserError(f"--seed {seed} and --seeds {seeds}: give one of them")
+    return None if seeds is None else parse_seeds(seeds)
+
+
+def run_options(*, set_: list[str] | None, prep_set: list[str] | None, allow_modified: bool,
+                **options: Any) -> RunOptions:
+    """bench.runner.RunOptions from a verb's options: --set and --prep-set parsed, the rest as named."""
+    from bench.config import parse_assignments
+    from bench.runner import RunOptions
+
+    return RunOptions(overrides=parse_assignments(set_), prep_overrides=parse_assignments(prep_set, option="--prep-set"),
+                      allow_modified_resources=allow_modified, **options)

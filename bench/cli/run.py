@@ -8,7 +8,8 @@ from rich.table import Table
 
 from bench.cli.console import print_warnings, stdout_console, user_errors
 from bench.cli.options import (AllowModifiedRecorded, DataDir, Dataset, Model, ModelSet, PrepSet, Protocol, Ratios,
-                                Resources, ResultsDir, Seed, Seeds, Split, SplitSeed, Threads, Threshold)
+                                Resources, ResultsDir, Seed, Seeds, Split, SplitSeed, Threads, Threshold, run_options,
+                                seed_list)
 
 
 def run(
@@ -39,28 +40,22 @@ def run(
               bench run --model logreg --dataset mimic3-demo --data-dir DEMO --resources MEDKB
     """
     with user_errors():
-        from bench.config import parse_assignments
-        from bench.errors import UserError
         from bench.progress import RichProgressReporter
-        from bench.runner import RunOptions, run_seeds
         from bench.runner import run as run_model
-        from bench.seed_groups import parse_seeds
+        from bench.runner import run_seeds
 
-        if seeds is not None and seed != 0:
-            raise UserError(f"--seed {seed} and --seeds {seeds}: give one of them")
-        seed_list = None if seeds is None else parse_seeds(seeds)
-        options = RunOptions(model=model, dataset=dataset, seed=seed, split_seed=split_seed,
-                             overrides=parse_assignments(set_), threshold=threshold, protocol=protocol, split=split,
-                             ratios=ratios, results_dir=results_dir, data_dir=data_dir, resources=resources,
-                             prep_overrides=parse_assignments(prep_set, option="--prep-set"), threads=threads,
-                             allow_modified_resources=allow_modified)
-        if seed_list is None:
+        chosen_seeds = seed_list(seed, seeds)
+        options = run_options(model=model, dataset=dataset, seed=seed, split_seed=split_seed, set_=set_,
+                              threshold=threshold, protocol=protocol, split=split, ratios=ratios,
+                              results_dir=results_dir, data_dir=data_dir, resources=resources, prep_set=prep_set,
+                              threads=threads, allow_modified=allow_modified)
+        if chosen_seeds is None:
             record, folder = run_model(options, RichProgressReporter())
             written = folder / "run.json"
         else:
             from bench.analysis.seed_rows import as_row
 
-            group = run_seeds(options, seed_list, RichProgressReporter())
+            group = run_seeds(options, chosen_seeds, RichProgressReporter())
             record = as_row(group.records)
             written = group.path
             for member, folder in zip(group.records, group.folders):

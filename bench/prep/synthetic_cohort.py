@@ -14,6 +14,7 @@ import csv
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -387,14 +388,22 @@ class SyntheticParams:
             raise ValueError("seed must be >= 0")
 
 
+def load_built_in(card: DatasetCard, data_dir: Path | None, overrides: dict[str, str], step: Callable[[str], None],
+                  params_class: type, make: Callable[[Any], DatasetBundle]) -> DatasetBundle:
+    """A generated cohort for its card: `data_dir` refused, the card's parameters with the `--prep-set`
+    overrides parsed into `params_class`, the bundle `make(params)` with its summary in `meta`."""
+    if data_dir is not None:
+        raise UserError(f"dataset {card.name} is built in; --data-dir is not used (drop it)")
+    params = apply_overrides(params_class, overrides, owner=f"dataset {card.name}", base=card.params)
+    step("generate")
+    bundle = make(params)
+    return replace(bundle, meta={**bundle.meta, "summary": bundle_summary(bundle)})
+
+
 def load_synthetic(card: DatasetCard, *, data_dir: Path | None, resources: Path | None,
                    overrides: dict[str, str], cache_dir: Path | None = None,
                    step: Callable[[str], None] = lambda _: None,
                    allow_modified_resources: bool = False) -> DatasetBundle:
-    """The built-in cohort: generated in seconds, so it is not cached (and needs no resources)."""
-    if data_dir is not None:
-        raise UserError(f"dataset {card.name} is built in; --data-dir is not used (drop it)")
-    params = apply_overrides(SyntheticParams, overrides, owner=f"dataset {card.name}", base=card.params)
-    step("generate")
-    bundle = generate(n_patients=params.n_patients, seed=params.seed, name=card.name)
-    return replace(bundle, meta={**bundle.meta, "summary": bundle_summary(bundle)})
+    """The built-in cohort, version 1: generated in seconds, so it is not cached (and needs no resources)."""
+    return load_built_in(card, data_dir, overrides, step, SyntheticParams,
+                         lambda p: generate(n_patients=p.n_patients, seed=p.seed, name=card.name))

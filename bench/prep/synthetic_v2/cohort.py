@@ -8,11 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.config import apply_overrides
 from bench.data import DatasetBundle, Patient, Visit, build_vocabs
-from bench.errors import UserError
-from bench.prep.summary import bundle_summary
-from bench.prep.synthetic_cohort import PROFILE_FIELDS
+from bench.prep.synthetic_cohort import PROFILE_FIELDS, SyntheticParams, load_built_in
 from bench.prep.synthetic_v2.knowledge import CohortKnowledge, load_cohort_knowledge
 from bench.prep.synthetic_v2.oracle import PrescribingOracle
 from bench.prep.synthetic_v2.patients import Context, draw_patient
@@ -25,17 +22,8 @@ FIRST_ADMISSION = 100000
 
 
 @dataclass(frozen=True)
-class SyntheticV2Params(Switches):
-    """Cohort size, seed and the mechanism switches (`--prep-set interactions=false`, ...)."""
-
-    n_patients: int = 6000
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.n_patients < 10:
-            raise ValueError("n_patients must be >= 10")
-        if self.seed < 0:
-            raise ValueError("seed must be >= 0")
+class SyntheticV2Params(SyntheticParams, Switches):
+    """Cohort size and seed (as version 1) and the mechanism switches (`--prep-set interactions=false`, ...)."""
 
     @property
     def switches(self) -> Switches:
@@ -92,9 +80,4 @@ def load_synthetic_v2(card: DatasetCard, *, data_dir: Path | None, resources: Pa
                       step: Callable[[str], None] = lambda _: None,
                       allow_modified_resources: bool = False) -> DatasetBundle:
     """The built-in cohort, version 2: generated in seconds, so it is not cached (needs no resources)."""
-    if data_dir is not None:
-        raise UserError(f"dataset {card.name} is built in; --data-dir is not used (drop it)")
-    params = apply_overrides(SyntheticV2Params, overrides, owner=f"dataset {card.name}", base=card.params)
-    step("generate")
-    bundle = generate(params, name=card.name)
-    return replace(bundle, meta={**bundle.meta, "summary": bundle_summary(bundle)})
+    return load_built_in(card, data_dir, overrides, step, SyntheticV2Params, lambda p: generate(p, name=card.name))
