@@ -85,7 +85,7 @@ def model_pieces(model: str):
         import baselines.gamenet as m
         pieces += [(m.GAMENetModule, "forward", "module forward"), (m.GAMENetModule, "memory", "  GCN memory bank"),
                    (m, "margin_targets", "margin_targets (loop)"), (m, "ddi_pair_counts", "DDI pair counts"),
-                   (m, "ddi_loss", "DDI loss"), (m, "masked_mean_embedding", "  code embedding mean")]
+                   (m, "ddi_loss", "DDI loss"), (m, "masked_mean_embedding", "  code embedding mean (previous path)"), (m, "real_code_mean_embedding", "  code embedding mean")]
     elif model == "safedrug":
         import baselines.safedrug as m
         pieces += [(m.SafeDrugModule, "forward", "module forward"),

@@ -48,6 +48,7 @@ from bench.data import DatasetBundle, Sample
 from bench.errors import UserError
 from bench.progress import Progress
 from bench.protocol import AblationStep, FitReport, Resources, TeacherChoice, TeacherRequest, TeacherSource, TeacherSpec
+from bench.tensor_ops import segment_mean
 from bench.torch_model import EncoderCache, TorchRecommender
 from bench.training import fit_minibatch
 from leader.distill import TrainingHeads, distill_mse, kd_subset, standardise
@@ -123,51 +124,88 @@ class DistilledStudentConfig(StudentConfig):
 
 
 class StudentModule(torch.nn.Module):
-    """forward(batch) -> (logits [B, n_drugs], feature [B, hidden], profile prompt [B, dim])."""
+    """forward(batch) -> (logits [B, n_drugs], feature [B, hidden], profile prompt [B, dim]).
 
-    def __init__(self, table_size: int, n_drugs: int, profile_sizes: Sequence[int], c: StudentConfig):
+    `packed` (default): the transformer blocks run their position-wise parts on the real codes / visits
+    only (`TransformerBlock.forward_packed`), and in training the alignment's current drug sets go
+    through the drug set block in the same call as the medication history (`forward_with_drug_set`),
+    and dropout draws its masks from uniform numbers (`bench.tensor_ops.Dropout`).
+    The same network: equal outputs in eval mode (up to float rounding), the same dropout
+    distribution in training. False: the padded computation as before 2026-12 (kept for the
+    old-against-new training benchmark, tests/benchmarks/test_training_speed.py)."""
+
+    def __init__(self, table_size: int, n_drugs: int, profile_sizes: Sequence[int], c: StudentConfig,
+                 *, packed: bool = True):
         super().__init__()
-        self.dim = c.dim
+        self.dim, self.packed = c.dim, packed
         self.embedding = torch.nn.Embedding(table_size, c.dim, padding_idx=0)
-        self.set_blocks = torch.nn.ModuleDict({k: TransformerBlock(c.dim, c.heads, c.ffn, c.dropout) for k in KINDS})
-        self.visit_blocks = torch.nn.ModuleDict({k: TransformerBlock(c.dim, c.heads, c.ffn, c.dropout) for k in KINDS})
+        self.set_blocks = torch.nn.ModuleDict({k: TransformerBlock(c.dim, c.heads, c.ffn, c.dropout, not packed)
+                                               for k in KINDS})
+        self.visit_blocks = torch.nn.ModuleDict({k: TransformerBlock(c.dim, c.heads, c.ffn, c.dropout, not packed)
+                                                 for k in KINDS})
         self.profile = ProfileEncoder(profile_sizes, c.dim)
         self.positions = torch.nn.Embedding(c.max_visits, c.dim) if c.visit_positions else None
         self.feature = torch.nn.Linear(3 * c.dim, c.hidden)
         self.output = torch.nn.Linear(c.hidden, n_drugs)
 
-    def code_sets(self, kind: str, codes: torch.Tensor) -> torch.Tensor:
-        """int64 [B, V, L] shared-table indices -> float [B, V, dim]: the kind's in-visit block, then
-        the masked mean over each set's codes; an empty set (padding) gives a zero vector and is not
-        computed at all."""
-        batch, visits, width = codes.shape
-        flat = codes.reshape(batch * visits, width)
-        mask = flat > 0
+    def encode_sets(self, kind: str, sets: torch.Tensor) -> torch.Tensor:
+        """int64 [S, L] shared-table indices, one code set per row (0 = padding) -> float [S, dim]: the
+        kind's in-visit block, then the mean over each set's codes; an empty set gives a zero vector
+        and is not computed at all."""
+        mask = sets > 0
         rows = mask.any(1)
-        out = torch.zeros(batch * visits, self.dim, dtype=self.embedding.weight.dtype)
-        if bool(rows.any()):
-            encoded = self.set_blocks[kind](self.embedding(flat[rows]), mask[rows])
-            out = out.index_put((rows,), masked_mean(encoded, mask[rows]))
-        return out.view(batch, visits, self.dim)
+        out = torch.zeros(sets.shape[0], self.dim, dtype=self.embedding.weight.dtype)
+        if not bool(rows.any()):
+            return out
+        block, real = self.set_blocks[kind], mask[rows]                       # real: [R, L]
+        if self.packed:
+            r, c = torch.nonzero(real, as_tuple=True)                         # the T real codes
+            encoded = block.forward_packed(self.embedding(sets[rows][r, c]), r, c, real)   # [T, dim]
+            return out.index_put((rows,), segment_mean(encoded, r, real.shape[0]))
+        return out.index_put((rows,), masked_mean(block(self.embedding(sets[rows]), real), real))
+
+    def code_sets(self, kind: str, codes: torch.Tensor) -> torch.Tensor:
+        """int64 [B, V, L] shared-table indices -> float [B, V, dim] (`encode_sets` per visit)."""
+        batch, visits, width = codes.shape
+        return self.encode_sets(kind, codes.reshape(batch * visits, width)).view(batch, visits, self.dim)
 
     def drug_set(self, drugs: torch.Tensor) -> torch.Tensor:
         """int64 [B, L] drug indices of one set per sample -> float [B, dim] (the alignment target)."""
-        return self.code_sets("drug", drugs.unsqueeze(1)).squeeze(1)
+        return self.encode_sets("drug", drugs)
 
     def forward(self, batch: StudentBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.forward_with_drug_set(batch, current=False)[:3]
+
+    def forward_with_drug_set(self, batch: StudentBatch, current: bool = True
+                              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """forward's three outputs and, when `current`, `drug_set(batch.current_drugs)` [B, dim] (else None)."""
         mask = batch.visit_mask                                               # [B, V]
+        (batch_size, visits), med = mask.shape, batch.medications
         prompt = self.profile(batch.profile)                                  # [B, dim]
-        medications = self.code_sets("drug", batch.medications)               # [B, V, dim], row 0 empty
+        drug_sets = med.reshape(batch_size * visits, med.shape[2])
+        if current and self.packed:   # one block call for the history's and the current visit's drug sets
+            width = max(med.shape[2], batch.current_drugs.shape[1])
+            both = self.encode_sets("drug", torch.cat([F.pad(drug_sets, (0, width - drug_sets.shape[1])),
+                                                       F.pad(batch.current_drugs, (0, width - batch.current_drugs.shape[1]))]))
+            medications, drugs_now = both[:len(drug_sets)], both[len(drug_sets):]
+        else:
+            medications = self.encode_sets("drug", drug_sets)
+            drugs_now = self.drug_set(batch.current_drugs) if current else None
+        medications = medications.view(batch_size, visits, self.dim)          # [B, V, dim], row 0 empty
         sequences = {"diagnosis": self.code_sets("diagnosis", batch.diagnoses),
                      "procedure": self.code_sets("procedure", batch.procedures),
                      "drug": torch.cat([prompt.unsqueeze(1), medications[:, 1:]], dim=1)}
         if self.positions is not None:
-            visits = mask.shape[1]
             recency = (mask.sum(1, keepdim=True) - 1 - torch.arange(visits)).clamp(min=0)   # [B, V]
             sequences = {k: x + self.positions(recency) for k, x in sequences.items()}
-        pooled = [masked_mean(self.visit_blocks[k](sequences[k], mask), mask) for k in KINDS]   # 3 x [B, dim]
+        if self.packed:
+            r, c = torch.nonzero(mask, as_tuple=True)                         # the real visits
+            pooled = [segment_mean(self.visit_blocks[k].forward_packed(sequences[k][r, c], r, c, mask), r, batch_size)
+                      for k in KINDS]
+        else:
+            pooled = [masked_mean(self.visit_blocks[k](sequences[k], mask), mask) for k in KINDS]   # 3 x [B, dim]
         feature = self.feature(torch.cat(pooled, dim=1))                      # [B, hidden]
-        return self.output(F.relu(feature)), feature, prompt
+        return self.output(F.relu(feature)), feature, prompt, drugs_now
 
 
 class LeaderStudentNoKD(EncoderCache, TorchRecommender):
@@ -181,6 +219,9 @@ class LeaderStudentNoKD(EncoderCache, TorchRecommender):
     teacher: ClassVar[TeacherSpec | None] = TeacherSpec(TEACHER_MODEL, distils=False)
     smoke_options: ClassVar[dict[str, str]] = {"epochs": "1", "dim": "16", "heads": "2", "ffn": "32", "hidden": "16",
                                                "batch_size": "128"}
+    # True: train as before the 2026-12 speed-up (padded blocks, for-loop Adam); same model, for the
+    # old-against-new benchmark only (tests/benchmarks/test_training_speed.py)
+    _previous_path: bool = False
 
     def __init__(self, config: StudentConfig, resources: Resources):
         fields = tuple(resources.profile_fields)
@@ -189,7 +230,8 @@ class LeaderStudentNoKD(EncoderCache, TorchRecommender):
 
     def build_module(self) -> torch.nn.Module:
         self.encoder = StudentEncoder(self.resources.vocabs, self.profile_vocab, self.config.max_visits)
-        return StudentModule(self.encoder.table_size, self.resources.n_drugs, self.profile_vocab.sizes(), self.config)
+        return StudentModule(self.encoder.table_size, self.resources.n_drugs, self.profile_vocab.sizes(), self.config,
+                             packed=not self._previous_path)
 
     def logits(self, samples: Sequence[Sample]) -> torch.Tensor:
         return self.module(self.encoder.encode(samples))[0]
@@ -225,7 +267,8 @@ class LeaderStudentNoKD(EncoderCache, TorchRecommender):
 
         def batch_loss(indices: np.ndarray) -> torch.Tensor:
             batch = self.encoder.encode([train[i] for i in indices])
-            logits, feature, prompt = self.module(batch)
+            aligning = c.align and c.align_weight > 0
+            logits, feature, prompt, drug_sets = self.module.forward_with_drug_set(batch, current=aligning)
             loss = F.binary_cross_entropy_with_logits(logits, batch.target)
             parts["bce"].append(float(loss.detach()))
             if teacher is not None:
@@ -234,8 +277,8 @@ class LeaderStudentNoKD(EncoderCache, TorchRecommender):
                 loss = loss + alpha * mse
                 if bool(rows.any()):
                     parts["kd"].append(float(mse.detach()))
-            if c.align and c.align_weight > 0:
-                aligned = heads.alignment(self.module.drug_set(batch.current_drugs), prompt, c.tau)
+            if aligning:
+                aligned = heads.alignment(drug_sets, prompt, c.tau)
                 loss = loss + c.align_weight * aligned
                 parts["align"].append(float(aligned.detach()))
             return loss
@@ -248,7 +291,8 @@ class LeaderStudentNoKD(EncoderCache, TorchRecommender):
 
         report = fit_minibatch(trainable, c, train=train, valid=valid, batch_loss=batch_loss,
                                predict=self.predict_proba, drug_vocab=self.resources.vocabs["drug"],
-                               seed=seed, progress=progress, description=f"fit {self.name}", on_epoch_end=on_epoch_end)
+                               seed=seed, progress=progress, description=f"fit {self.name}", on_epoch_end=on_epoch_end,
+                               fused_adam=not self._previous_path)
         report.notes.update({"profile_values": dict(zip(self.profile_vocab.fields, (len(v) for v in self.profile_vocab.values))),
                              "distillation": kd[2] if kd else None, "align": c.align and c.align_weight > 0})
         return report

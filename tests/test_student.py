@@ -84,10 +84,14 @@ def test_medication_shift_and_profile_position():
     assert batch.target[0].tolist() == [0, 0, 1, 1, 0]                # m2, m3: visit 2's drugs, the target
 
     seen = {}
-    def keep_input(module, args) -> None:
-        seen["x"] = args[0].detach()
+    block = m.module.visit_blocks["drug"]
+    packed = block.forward_packed
 
-    m.module.visit_blocks["drug"].register_forward_pre_hook(keep_input)
+    def keep_input(x, rows, cols, mask):   # the packed real visits, laid out padded again: [B, V, dim]
+        seen["x"] = x.new_zeros(*mask.shape, x.shape[1]).index_put((rows, cols), x).detach()
+        return packed(x, rows, cols, mask)
+
+    block.forward_packed = keep_input
     m.module(batch)
     torch.testing.assert_close(seen["x"][0, 0], m.module.profile(batch.profile)[0])
     torch.testing.assert_close(seen["x"][0, 1:], m.module.code_sets("drug", batch.medications)[0, 1:])
