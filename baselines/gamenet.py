@@ -51,6 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from baselines.stacked_gru import stacked_gru
 from baselines.visits import (VisitBatch, VisitEncoder, ddi_pair_score, margin_targets, masked_mean_embedding,
                              real_code_mean_embedding)
 from bench.config import HistoryTrainingConfig
@@ -197,7 +198,10 @@ class GAMENetModule(nn.Module):
     def forward(self, batch: VisitBatch) -> torch.Tensor:
         dx, px = self.visit_codes(batch)                                           # [B, V, d] each
         # GRUs are causal, so outputs at a sample's real visits do not depend on the right padding.
-        hidden = torch.cat([self.diag_gru(dx)[0], self.proc_gru(px)[0]], dim=-1)  # [B, V, 4d]
+        if self.padded_codes:
+            hidden = torch.cat([self.diag_gru(dx)[0], self.proc_gru(px)[0]], dim=-1)  # [B, V, 4d]
+        else:   # the same GRUs, computed together (zero at the padding, which is never read)
+            hidden = torch.cat(stacked_gru([self.diag_gru, self.proc_gru], [dx, px], batch.lengths), dim=-1)
         queries = self.query(hidden)                                               # [B, V, d]
         last = batch.last_index
         query = queries[torch.arange(len(last)), last]                             # [B, d]

@@ -48,16 +48,14 @@ from bench.data import DatasetBundle, Sample
 from bench.errors import UserError
 from bench.progress import Progress
 from bench.protocol import AblationStep, FitReport, Resources, TeacherChoice, TeacherRequest, TeacherSource, TeacherSpec
-from bench.tensor_ops import segment_mean
 from bench.torch_model import EncoderCache, TorchRecommender
 from bench.training import fit_minibatch
 from leader.distill import TrainingHeads, distill_mse, kd_subset, standardise
-from leader.student_layers import (ProfileEncoder, ProfileVocab, StudentBatch, StudentEncoder, TransformerBlock,
-                                   masked_mean)
+from leader.student_layers import ProfileVocab, StudentEncoder
+from leader.student_module import StudentModule
 from leader.teacher_runs import TEACHER_MODEL, parse_teacher_set
 
 PROFILE_KEY = "profile_vocab"  # the profile vocabulary, a uint8 JSON array saved beside the weights
-KINDS = ("diagnosis", "procedure", "drug")
 
 
 @dataclass(frozen=True)
@@ -121,91 +119,6 @@ class DistilledStudentConfig(StudentConfig):
     def checks(self) -> dict[str, bool]:
         return super().checks() | {"alpha >= 0": self.alpha >= 0, "kd_samples >= 0": self.kd_samples >= 0,
                                    "kd_control in {none, shuffled}": self.kd_control in ("none", "shuffled")}
-
-
-class StudentModule(torch.nn.Module):
-    """forward(batch) -> (logits [B, n_drugs], feature [B, hidden], profile prompt [B, dim]).
-
-    `packed` (default): the transformer blocks run their position-wise parts on the real codes / visits
-    only (`TransformerBlock.forward_packed`), and in training the alignment's current drug sets go
-    through the drug set block in the same call as the medication history (`forward_with_drug_set`),
-    and dropout draws its masks from uniform numbers (`bench.tensor_ops.Dropout`).
-    The same network: equal outputs in eval mode (up to float rounding), the same dropout
-    distribution in training. False: the padded computation as before 2026-12 (kept for the
-    old-against-new training benchmark, tests/benchmarks/test_training_speed.py)."""
-
-    def __init__(self, table_size: int, n_drugs: int, profile_sizes: Sequence[int], c: StudentConfig,
-                 *, packed: bool = True):
-        super().__init__()
-        self.dim, self.packed = c.dim, packed
-        self.embedding = torch.nn.Embedding(table_size, c.dim, padding_idx=0)
-        self.set_blocks = torch.nn.ModuleDict({k: TransformerBlock(c.dim, c.heads, c.ffn, c.dropout, not packed)
-                                               for k in KINDS})
-        self.visit_blocks = torch.nn.ModuleDict({k: TransformerBlock(c.dim, c.heads, c.ffn, c.dropout, not packed)
-                                                 for k in KINDS})
-        self.profile = ProfileEncoder(profile_sizes, c.dim)
-        self.positions = torch.nn.Embedding(c.max_visits, c.dim) if c.visit_positions else None
-        self.feature = torch.nn.Linear(3 * c.dim, c.hidden)
-        self.output = torch.nn.Linear(c.hidden, n_drugs)
-
-    def encode_sets(self, kind: str, sets: torch.Tensor) -> torch.Tensor:
-        """int64 [S, L] shared-table indices, one code set per row (0 = padding) -> float [S, dim]: the
-        kind's in-visit block, then the mean over each set's codes; an empty set gives a zero vector
-        and is not computed at all."""
-        mask = sets > 0
-        rows = mask.any(1)
-        out = torch.zeros(sets.shape[0], self.dim, dtype=self.embedding.weight.dtype)
-        if not bool(rows.any()):
-            return out
-        block, real = self.set_blocks[kind], mask[rows]                       # real: [R, L]
-        if self.packed:
-            r, c = torch.nonzero(real, as_tuple=True)                         # the T real codes
-            encoded = block.forward_packed(self.embedding(sets[rows][r, c]), r, c, real)   # [T, dim]
-            return out.index_put((rows,), segment_mean(encoded, r, real.shape[0]))
-        return out.index_put((rows,), masked_mean(block(self.embedding(sets[rows]), real), real))
-
-    def code_sets(self, kind: str, codes: torch.Tensor) -> torch.Tensor:
-        """int64 [B, V, L] shared-table indices -> float [B, V, dim] (`encode_sets` per visit)."""
-        batch, visits, width = codes.shape
-        return self.encode_sets(kind, codes.reshape(batch * visits, width)).view(batch, visits, self.dim)
-
-    def drug_set(self, drugs: torch.Tensor) -> torch.Tensor:
-        """int64 [B, L] drug indices of one set per sample -> float [B, dim] (the alignment target)."""
-        return self.encode_sets("drug", drugs)
-
-    def forward(self, batch: StudentBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.forward_with_drug_set(batch, current=False)[:3]
-
-    def forward_with_drug_set(self, batch: StudentBatch, current: bool = True
-                              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """forward's three outputs and, when `current`, `drug_set(batch.current_drugs)` [B, dim] (else None)."""
-        mask = batch.visit_mask                                               # [B, V]
-        (batch_size, visits), med = mask.shape, batch.medications
-        prompt = self.profile(batch.profile)                                  # [B, dim]
-        drug_sets = med.reshape(batch_size * visits, med.shape[2])
-        if current and self.packed:   # one block call for the history's and the current visit's drug sets
-            width = max(med.shape[2], batch.current_drugs.shape[1])
-            both = self.encode_sets("drug", torch.cat([F.pad(drug_sets, (0, width - drug_sets.shape[1])),
-                                                       F.pad(batch.current_drugs, (0, width - batch.current_drugs.shape[1]))]))
-            medications, drugs_now = both[:len(drug_sets)], both[len(drug_sets):]
-        else:
-            medications = self.encode_sets("drug", drug_sets)
-            drugs_now = self.drug_set(batch.current_drugs) if current else None
-        medications = medications.view(batch_size, visits, self.dim)          # [B, V, dim], row 0 empty
-        sequences = {"diagnosis": self.code_sets("diagnosis", batch.diagnoses),
-                     "procedure": self.code_sets("procedure", batch.procedures),
-                     "drug": torch.cat([prompt.unsqueeze(1), medications[:, 1:]], dim=1)}
-        if self.positions is not None:
-            recency = (mask.sum(1, keepdim=True) - 1 - torch.arange(visits)).clamp(min=0)   # [B, V]
-            sequences = {k: x + self.positions(recency) for k, x in sequences.items()}
-        if self.packed:
-            r, c = torch.nonzero(mask, as_tuple=True)                         # the real visits
-            pooled = [segment_mean(self.visit_blocks[k].forward_packed(sequences[k][r, c], r, c, mask), r, batch_size)
-                      for k in KINDS]
-        else:
-            pooled = [masked_mean(self.visit_blocks[k](sequences[k], mask), mask) for k in KINDS]   # 3 x [B, dim]
-        feature = self.feature(torch.cat(pooled, dim=1))                      # [B, hidden]
-        return self.output(F.relu(feature)), feature, prompt, drugs_now
 
 
 class LeaderStudentNoKD(EncoderCache, TorchRecommender):

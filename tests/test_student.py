@@ -19,6 +19,7 @@ from bench.protocol import Resources, TeacherSource
 from bench.splits import split_patients
 from leader.distill import TrainingHeads, distill_mse, info_nce, kd_subset
 from leader.student import DistilledStudentConfig, LeaderStudent, LeaderStudentNoKD, StudentConfig
+from leader import student_module
 from leader.student_layers import ProfileVocab, StudentEncoder
 from leader.teacher_runs import find_teacher_run, parse_teacher_set
 
@@ -71,7 +72,7 @@ def test_padding_does_not_change_a_sample(positions):
     np.testing.assert_allclose(batched[1], alone[0], rtol=1e-5, atol=1e-6)
 
 
-def test_medication_shift_and_profile_position():
+def test_medication_shift_and_profile_position(monkeypatch):
     m = model()
     p = patient(1, 3)
     sample = Sample(p, 2)
@@ -84,14 +85,15 @@ def test_medication_shift_and_profile_position():
     assert batch.target[0].tolist() == [0, 0, 1, 1, 0]                # m2, m3: visit 2's drugs, the target
 
     seen = {}
-    block = m.module.visit_blocks["drug"]
-    packed = block.forward_packed
+    stacked = student_module.stacked_blocks
 
-    def keep_input(x, rows, cols, mask):   # the packed real visits, laid out padded again: [B, V, dim]
-        seen["x"] = x.new_zeros(*mask.shape, x.shape[1]).index_put((rows, cols), x).detach()
-        return packed(x, rows, cols, mask)
+    def keep_input(blocks, groups):   # the drug visit block's packed input, laid out padded again: [B, V, dim]
+        for block, g in zip(blocks, groups):
+            if block is m.module.visit_blocks["drug"]:
+                seen["x"] = g.x.new_zeros(*g.mask.shape, g.x.shape[1]).index_put((g.rows, g.cols), g.x).detach()
+        return stacked(blocks, groups)
 
-    block.forward_packed = keep_input
+    monkeypatch.setattr(student_module, "stacked_blocks", keep_input)
     m.module(batch)
     torch.testing.assert_close(seen["x"][0, 0], m.module.profile(batch.profile)[0])
     torch.testing.assert_close(seen["x"][0, 1:], m.module.code_sets("drug", batch.medications)[0, 1:])
