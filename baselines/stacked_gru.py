@@ -80,7 +80,6 @@ class _StackedGRU(torch.autograd.Function):
         grads = (torch.bmm(flat_in, w_ih).view_as(x) if ctx.needs_input_grad[0] else None,
                  torch.bmm(flat_in.transpose(1, 2), flat_x), torch.bmm(gh_all.transpose(1, 2), prev_all),
                  flat_in.sum(1), gh_all.sum(1))
-        del ctx.steps
         return (*grads, None)
 
 
