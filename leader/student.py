@@ -27,6 +27,14 @@ alignment (symmetric InfoNCE, weight 0.01) when `align=true`. Adam lr 5e-4, up t
 stopping with patience 10 on validation PRAUC (bench.training.fit_minibatch); batch size 16 as the
 released scripts.
 
+Computation (since 2026-12; the same network and losses, leader/student_module.py): the transformer
+blocks run their position-wise parts (layer norms, projections, FFN, dropouts) on the real codes and
+visits only, not on the padding; the three across-visit blocks run as one stacked call; the
+alignment's current drug sets go through the drug set block in the same call as the medication
+history; dropout masks come from uniform numbers (bench.tensor_ops), also on the attention
+probabilities (computed in plain ops in training). Outputs in eval mode are equal up to float
+rounding; in training the random stream differs, so seeds do not reproduce earlier runs bit for bit.
+
 Threshold: the paper reports its student at 0.3. The model outputs probabilities; the decision
 threshold is the runner's `bench run --threshold` (default 0.5, recorded in run.json): use
 `--threshold 0.3` for the paper's setting.
