@@ -58,7 +58,8 @@ def fit_minibatch(module: torch.nn.Module, config: TrainingConfig, *, train: Seq
     epochs, batch_size, patience = config.epochs, config.batch_size, config.patience
     seed_everything(seed)
     rng = np.random.default_rng(seed)
-    optimizer = torch.optim.Adam(module.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+    params = list(module.parameters())
+    optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay,
                                  **({"fused": True} if fused_adam else {}))
     report = FitReport()
     best_state, best, stale = None, -math.inf, 0
@@ -75,6 +76,8 @@ def fit_minibatch(module: torch.nn.Module, config: TrainingConfig, *, train: Seq
                 loss = batch_loss(order[start:start + batch_size])
                 loss.backward()
                 optimizer.step()
+                if fused_adam:   # the fused kernel does not bump the version counters ParameterCache reads
+                    torch.autograd.graph.increment_version(params)
                 losses.append(float(loss.detach()))
                 bar.advance(1)
             extra = (on_epoch_end(epoch) or {}) if on_epoch_end else {}
