@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from bench.data import Sample, Visit, Vocab
+from bench.tensor_ops import real_positions, segment_mean
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,20 @@ def masked_mean_embedding(embedding: torch.nn.Embedding, codes: torch.Tensor) ->
     return (vectors * present).sum(2) / present.sum(2).clamp(min=1.0)
 
 
+def real_code_mean_embedding(embedding: torch.nn.Embedding, codes: torch.Tensor,
+                             dropout: torch.nn.Module | None = None) -> torch.Tensor:
+    """`masked_mean_embedding(Sequential(embedding, dropout), codes)` computed on the real codes only:
+    int64 [B, V, L] (0 = padding) -> float [B, V, dim] (zero for an empty visit). Only the N real
+    codes are embedded and dropped out ([N, dim], not [B, V, L, dim]), then averaged per visit; the
+    same values in eval mode (up to summation order) and the same dropout distribution in training."""
+    batch, visits, _ = codes.shape
+    ids, slots = real_positions(codes)                           # [N], [N] visit slot b * V + v
+    vectors = embedding(ids)                                     # [N, dim]
+    if dropout is not None:
+        vectors = dropout(vectors)
+    return segment_mean(vectors, slots, batch * visits).view(batch, visits, -1)
+
+
 def ddi_pair_score(probs: torch.Tensor, ddi_adj: torch.Tensor) -> torch.Tensor:
     """float [B]: sum over ordered interacting pairs of p_i * p_j, i.e. p^T A p, per sample.
     probs: [B, D] in [0, 1]; ddi_adj: [D, D] symmetric 0/1 with zero diagonal. Zero on a graph
@@ -110,9 +125,8 @@ def batch_ddi_rate(predicted: torch.Tensor, ddi_adj: torch.Tensor) -> float:
 def margin_targets(target: torch.Tensor) -> torch.Tensor:
     """Targets for `torch.nn.functional.multilabel_margin_loss`: int64 [B, D] holding each sample's
     positive drug indices first, then -1 padding."""
-    batch, n_drugs = target.shape
-    out = torch.full((batch, n_drugs), -1, dtype=torch.int64)
-    for b in range(batch):
-        positives = torch.nonzero(target[b] > 0, as_tuple=False).flatten()
-        out[b, :len(positives)] = positives
-    return out
+    positive = target > 0
+    # a stable sort on "is negative" puts each row's positive indices first, in increasing order
+    order = torch.sort((~positive).to(torch.int8), dim=1, stable=True).indices
+    count = positive.sum(dim=1, keepdim=True)
+    return torch.where(torch.arange(target.shape[1]) < count, order, torch.full_like(order, -1))

@@ -40,7 +40,8 @@ def fit_minibatch(module: torch.nn.Module, config: TrainingConfig, *, train: Seq
                   valid: Sequence[Sample], batch_loss: Callable[[np.ndarray], torch.Tensor],
                   predict: Callable[[Sequence[Sample]], np.ndarray], drug_vocab: Vocab,
                   seed: int, progress: Progress, description: str,
-                  on_epoch_end: Callable[[int], dict[str, float] | None] | None = None) -> FitReport:
+                  on_epoch_end: Callable[[int], dict[str, float] | None] | None = None,
+                  fused_adam: bool = True) -> FitReport:
     """Train `module` with Adam as `config` says (lr, weight_decay, epochs, batch_size, patience);
     return the report and leave the best-validation weights loaded.
 
@@ -50,11 +51,16 @@ def fit_minibatch(module: torch.nn.Module, config: TrainingConfig, *, train: Seq
     temperature schedule); what it returns is added to that epoch's history entry.
     The report's `train_seconds` times the updates and `on_epoch_end`, `valid_seconds` the validation
     passes (wall clock), and `train_samples` counts the samples the updates went through.
+    `fused_adam`: torch's fused Adam kernel (the same update in fewer, larger operations; 3-7x faster
+    steps on CPU, equal up to float rounding); False is torch's default per-parameter loop, kept to
+    measure the previous training path (tests/benchmarks/test_training_speed.py).
     """
     epochs, batch_size, patience = config.epochs, config.batch_size, config.patience
     seed_everything(seed)
     rng = np.random.default_rng(seed)
-    optimizer = torch.optim.Adam(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    params = list(module.parameters())
+    optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay,
+                                 **({"fused": True} if fused_adam else {}))
     report = FitReport()
     best_state, best, stale = None, -math.inf, 0
     samples, train_seconds, valid_seconds = 0, 0.0, 0.0
@@ -70,6 +76,8 @@ def fit_minibatch(module: torch.nn.Module, config: TrainingConfig, *, train: Seq
                 loss = batch_loss(order[start:start + batch_size])
                 loss.backward()
                 optimizer.step()
+                if fused_adam:   # the fused kernel does not bump the version counters ParameterCache reads
+                    torch.autograd.graph.increment_version(params)
                 losses.append(float(loss.detach()))
                 bar.advance(1)
             extra = (on_epoch_end(epoch) or {}) if on_epoch_end else {}

@@ -84,8 +84,9 @@ def model_pieces(model: str):
     if model == "gamenet":
         import baselines.gamenet as m
         pieces += [(m.GAMENetModule, "forward", "module forward"), (m.GAMENetModule, "memory", "  GCN memory bank"),
-                   (m, "margin_targets", "margin_targets (loop)"), (m, "ddi_pair_counts", "DDI pair counts"),
-                   (m, "ddi_loss", "DDI loss"), (m, "masked_mean_embedding", "  code embedding mean")]
+                   (m, "margin_targets", "margin_targets"), (m, "ddi_pair_counts", "DDI pair counts"),
+                   (m, "ddi_loss", "DDI loss"), (m.GAMENetModule, "visit_codes", "  code embedding mean"),
+                   (m, "stacked_gru", "  the two GRUs (stacked)")]
     elif model == "safedrug":
         import baselines.safedrug as m
         pieces += [(m.SafeDrugModule, "forward", "module forward"),
@@ -102,10 +103,12 @@ def model_pieces(model: str):
     elif model.startswith("leader-student"):
         import leader.student as m
         import leader.student_layers as layers
+        import leader.student_module as sm
         pieces = [(layers.StudentEncoder, "encode", "encode visits (collation)"),
-                  (m.StudentModule, "forward", "module forward"),
-                  (m.StudentModule, "code_sets", "  in-visit set blocks (code_sets)"),
-                  (m.StudentModule, "drug_set", "alignment drug_set"),
+                  (m.StudentModule, "forward_with_drug_set", "module forward"),
+                  (m.StudentModule, "encode_set_groups", "  in-visit set blocks"),
+                  (sm, "stacked_blocks", "  across-visit blocks (stacked)"),
+                  (m.StudentModule, "drug_set", "alignment drug_set (previous path)"),
                   (m.TrainingHeads, "alignment", "alignment InfoNCE")]
     elif model != "logreg":
         raise SystemExit(f"no pieces known for {model}")

@@ -27,6 +27,14 @@ alignment (symmetric InfoNCE, weight 0.01) when `align=true`. Adam lr 5e-4, up t
 stopping with patience 10 on validation PRAUC (bench.training.fit_minibatch); batch size 16 as the
 released scripts.
 
+Computation (since 2026-12; the same network and losses, leader/student_module.py): the transformer
+blocks run their position-wise parts (layer norms, projections, FFN, dropouts) on the real codes and
+visits only, not on the padding; the three across-visit blocks run as one stacked call; the
+alignment's current drug sets go through the drug set block in the same call as the medication
+history; dropout masks come from uniform numbers (bench.tensor_ops), also on the attention
+probabilities (computed in plain ops in training). Outputs in eval mode are equal up to float
+rounding; in training the random stream differs, so seeds do not reproduce earlier runs bit for bit.
+
 Threshold: the paper reports its student at 0.3. The model outputs probabilities; the decision
 threshold is the runner's `bench run --threshold` (default 0.5, recorded in run.json): use
 `--threshold 0.3` for the paper's setting.
@@ -51,12 +59,11 @@ from bench.protocol import AblationStep, FitReport, Resources, TeacherChoice, Te
 from bench.torch_model import EncoderCache, TorchRecommender
 from bench.training import fit_minibatch
 from leader.distill import TrainingHeads, distill_mse, kd_subset, standardise
-from leader.student_layers import (ProfileEncoder, ProfileVocab, StudentBatch, StudentEncoder, TransformerBlock,
-                                   masked_mean)
+from leader.student_layers import ProfileVocab, StudentEncoder
+from leader.student_module import StudentModule
 from leader.teacher_runs import TEACHER_MODEL, parse_teacher_set
 
 PROFILE_KEY = "profile_vocab"  # the profile vocabulary, a uint8 JSON array saved beside the weights
-KINDS = ("diagnosis", "procedure", "drug")
 
 
 @dataclass(frozen=True)
@@ -122,54 +129,6 @@ class DistilledStudentConfig(StudentConfig):
                                    "kd_control in {none, shuffled}": self.kd_control in ("none", "shuffled")}
 
 
-class StudentModule(torch.nn.Module):
-    """forward(batch) -> (logits [B, n_drugs], feature [B, hidden], profile prompt [B, dim])."""
-
-    def __init__(self, table_size: int, n_drugs: int, profile_sizes: Sequence[int], c: StudentConfig):
-        super().__init__()
-        self.dim = c.dim
-        self.embedding = torch.nn.Embedding(table_size, c.dim, padding_idx=0)
-        self.set_blocks = torch.nn.ModuleDict({k: TransformerBlock(c.dim, c.heads, c.ffn, c.dropout) for k in KINDS})
-        self.visit_blocks = torch.nn.ModuleDict({k: TransformerBlock(c.dim, c.heads, c.ffn, c.dropout) for k in KINDS})
-        self.profile = ProfileEncoder(profile_sizes, c.dim)
-        self.positions = torch.nn.Embedding(c.max_visits, c.dim) if c.visit_positions else None
-        self.feature = torch.nn.Linear(3 * c.dim, c.hidden)
-        self.output = torch.nn.Linear(c.hidden, n_drugs)
-
-    def code_sets(self, kind: str, codes: torch.Tensor) -> torch.Tensor:
-        """int64 [B, V, L] shared-table indices -> float [B, V, dim]: the kind's in-visit block, then
-        the masked mean over each set's codes; an empty set (padding) gives a zero vector and is not
-        computed at all."""
-        batch, visits, width = codes.shape
-        flat = codes.reshape(batch * visits, width)
-        mask = flat > 0
-        rows = mask.any(1)
-        out = torch.zeros(batch * visits, self.dim, dtype=self.embedding.weight.dtype)
-        if bool(rows.any()):
-            encoded = self.set_blocks[kind](self.embedding(flat[rows]), mask[rows])
-            out = out.index_put((rows,), masked_mean(encoded, mask[rows]))
-        return out.view(batch, visits, self.dim)
-
-    def drug_set(self, drugs: torch.Tensor) -> torch.Tensor:
-        """int64 [B, L] drug indices of one set per sample -> float [B, dim] (the alignment target)."""
-        return self.code_sets("drug", drugs.unsqueeze(1)).squeeze(1)
-
-    def forward(self, batch: StudentBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        mask = batch.visit_mask                                               # [B, V]
-        prompt = self.profile(batch.profile)                                  # [B, dim]
-        medications = self.code_sets("drug", batch.medications)               # [B, V, dim], row 0 empty
-        sequences = {"diagnosis": self.code_sets("diagnosis", batch.diagnoses),
-                     "procedure": self.code_sets("procedure", batch.procedures),
-                     "drug": torch.cat([prompt.unsqueeze(1), medications[:, 1:]], dim=1)}
-        if self.positions is not None:
-            visits = mask.shape[1]
-            recency = (mask.sum(1, keepdim=True) - 1 - torch.arange(visits)).clamp(min=0)   # [B, V]
-            sequences = {k: x + self.positions(recency) for k, x in sequences.items()}
-        pooled = [masked_mean(self.visit_blocks[k](sequences[k], mask), mask) for k in KINDS]   # 3 x [B, dim]
-        feature = self.feature(torch.cat(pooled, dim=1))                      # [B, hidden]
-        return self.output(F.relu(feature)), feature, prompt
-
-
 class LeaderStudentNoKD(EncoderCache, TorchRecommender):
     """LEADER(S) trained without a teacher (BCE + profile alignment): the paper's no-KD ablation.
     `leader-student` is this model plus feature-level distillation."""
@@ -181,6 +140,9 @@ class LeaderStudentNoKD(EncoderCache, TorchRecommender):
     teacher: ClassVar[TeacherSpec | None] = TeacherSpec(TEACHER_MODEL, distils=False)
     smoke_options: ClassVar[dict[str, str]] = {"epochs": "1", "dim": "16", "heads": "2", "ffn": "32", "hidden": "16",
                                                "batch_size": "128"}
+    # True: train as before the 2026-12 speed-up (padded blocks, for-loop Adam); same model, for the
+    # old-against-new benchmark only (tests/benchmarks/test_training_speed.py)
+    _previous_path: bool = False
 
     def __init__(self, config: StudentConfig, resources: Resources):
         fields = tuple(resources.profile_fields)
@@ -189,7 +151,8 @@ class LeaderStudentNoKD(EncoderCache, TorchRecommender):
 
     def build_module(self) -> torch.nn.Module:
         self.encoder = StudentEncoder(self.resources.vocabs, self.profile_vocab, self.config.max_visits)
-        return StudentModule(self.encoder.table_size, self.resources.n_drugs, self.profile_vocab.sizes(), self.config)
+        return StudentModule(self.encoder.table_size, self.resources.n_drugs, self.profile_vocab.sizes(), self.config,
+                             packed=not self._previous_path)
 
     def logits(self, samples: Sequence[Sample]) -> torch.Tensor:
         return self.module(self.encoder.encode(samples))[0]
@@ -225,7 +188,8 @@ class LeaderStudentNoKD(EncoderCache, TorchRecommender):
 
         def batch_loss(indices: np.ndarray) -> torch.Tensor:
             batch = self.encoder.encode([train[i] for i in indices])
-            logits, feature, prompt = self.module(batch)
+            aligning = c.align and c.align_weight > 0
+            logits, feature, prompt, drug_sets = self.module.forward_with_drug_set(batch, current=aligning)
             loss = F.binary_cross_entropy_with_logits(logits, batch.target)
             parts["bce"].append(float(loss.detach()))
             if teacher is not None:
@@ -234,8 +198,8 @@ class LeaderStudentNoKD(EncoderCache, TorchRecommender):
                 loss = loss + alpha * mse
                 if bool(rows.any()):
                     parts["kd"].append(float(mse.detach()))
-            if c.align and c.align_weight > 0:
-                aligned = heads.alignment(self.module.drug_set(batch.current_drugs), prompt, c.tau)
+            if aligning:
+                aligned = heads.alignment(drug_sets, prompt, c.tau)
                 loss = loss + c.align_weight * aligned
                 parts["align"].append(float(aligned.detach()))
             return loss
@@ -248,7 +212,8 @@ class LeaderStudentNoKD(EncoderCache, TorchRecommender):
 
         report = fit_minibatch(trainable, c, train=train, valid=valid, batch_loss=batch_loss,
                                predict=self.predict_proba, drug_vocab=self.resources.vocabs["drug"],
-                               seed=seed, progress=progress, description=f"fit {self.name}", on_epoch_end=on_epoch_end)
+                               seed=seed, progress=progress, description=f"fit {self.name}", on_epoch_end=on_epoch_end,
+                               fused_adam=not self._previous_path)
         report.notes.update({"profile_values": dict(zip(self.profile_vocab.fields, (len(v) for v in self.profile_vocab.values))),
                              "distillation": kd[2] if kd else None, "align": c.align and c.align_weight > 0})
         return report

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.data import Sample, Visit, Vocab
+from bench.tensor_ops import Dropout, dropout
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -34,28 +35,53 @@ class TransformerBlock(torch.nn.Module):
     elements are never attended to (keys only), so a real element's output does not depend on how
     much padding its row carries. Every row must hold at least one real element."""
 
-    def __init__(self, dim: int, heads: int, ffn: int, dropout: float):
+    def __init__(self, dim: int, heads: int, ffn: int, dropout: float, torch_dropout: bool = False):
         super().__init__()
         if dim % heads:
             raise ValueError(f"dim {dim} is not divisible by heads {heads}")
-        self.heads, self.dropout_p = heads, dropout
+        # torch_dropout=False: `bench.tensor_ops.Dropout` (same distribution, cheaper mask), and the
+        # attention computed in plain ops when dropping out its probabilities (see `attend`)
+        self.heads, self.dropout_p, self.torch_dropout = heads, dropout, torch_dropout
+        drop = torch.nn.Dropout if torch_dropout else Dropout
         self.norm_attention = torch.nn.LayerNorm(dim)
         self.qkv = torch.nn.Linear(dim, 3 * dim)
         self.out = torch.nn.Linear(dim, dim)
         self.norm_ffn = torch.nn.LayerNorm(dim)
-        self.ffn = torch.nn.Sequential(torch.nn.Linear(dim, ffn), torch.nn.GELU(), torch.nn.Dropout(dropout),
+        self.ffn = torch.nn.Sequential(torch.nn.Linear(dim, ffn), torch.nn.GELU(), drop(dropout),
                                        torch.nn.Linear(ffn, dim))
-        self.dropout = torch.nn.Dropout(dropout)
+        self.dropout = drop(dropout)
 
-    def attention(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        n, length, dim = x.shape
-        q, k, v = self.qkv(x).view(n, length, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :],
-                                             dropout_p=self.dropout_p if self.training else 0.0)
-        return self.out(out.transpose(1, 2).reshape(n, length, dim))
+    def attend(self, qkv: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Multi-head attention of projected qkv float [N, L, 3 dim] over the real keys -> [N, L, dim]
+        (before the output projection)."""
+        n, length, width = qkv.shape
+        dim = width // 3
+        q, k, v = qkv.view(n, length, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)   # [N, h, L, dh]
+        keys = mask[:, None, None, :]
+        if self.training and self.dropout_p > 0 and not self.torch_dropout:
+            # what scaled_dot_product_attention computes on CPU when it drops out the probabilities
+            # (its math path), with the cheaper dropout mask
+            scores = (q @ k.transpose(-2, -1)) * (q.shape[-1] ** -0.5)
+            probs = torch.softmax(scores.masked_fill(~keys, float("-inf")), dim=-1)
+            out = dropout(probs, self.dropout_p, True) @ v
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=keys,
+                                                 dropout_p=self.dropout_p if self.training else 0.0)
+        return out.transpose(1, 2).reshape(n, length, dim)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = x + self.dropout(self.attention(self.norm_attention(x), mask))
+        x = x + self.dropout(self.out(self.attend(self.qkv(self.norm_attention(x)), mask)))
+        return x + self.dropout(self.ffn(self.norm_ffn(x)))
+
+    def forward_packed(self, x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
+                       mask: torch.Tensor) -> torch.Tensor:
+        """The same block on packed input: x float [T, dim] holds only the real elements, element t at
+        (rows[t], cols[t]) of a padded [N, L] layout whose real positions are mask bool [N, L]. Returns
+        [T, dim] = forward(padded x, mask)[rows, cols]; the position-wise parts (layer norms,
+        projections, FFN, dropouts) run on the T real elements only, the attention on the padded layout."""
+        qkv = self.qkv(self.norm_attention(x))                                  # [T, 3 dim]
+        padded = qkv.new_zeros(*mask.shape, qkv.shape[1]).index_put((rows, cols), qkv)
+        x = x + self.dropout(self.out(self.attend(padded, mask)[rows, cols]))
         return x + self.dropout(self.ffn(self.norm_ffn(x)))
 
 

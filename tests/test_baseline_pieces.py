@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from baselines.molecules import brics_fragments, build_molecule_set, molecule_graphs
-from baselines.visits import VisitEncoder, batch_ddi_rate, ddi_pair_score, margin_targets, masked_mean_embedding
+from baselines.visits import (VisitEncoder, batch_ddi_rate, ddi_pair_score, margin_targets, masked_mean_embedding,
+                             real_code_mean_embedding)
 from bench.data import Patient, Sample, Visit, Vocab
 
 
@@ -38,6 +39,14 @@ def test_masked_mean_ignores_padding():
         embedding.weight.copy_(torch.tensor([[9.0, 9.0], [1.0, 0.0], [3.0, 2.0], [0.0, 0.0]]))
     codes = torch.tensor([[[1, 2, 0], [0, 0, 0]]])
     np.testing.assert_allclose(masked_mean_embedding(embedding, codes)[0].detach().numpy(), [[2.0, 1.0], [0.0, 0.0]])
+    # the same mean from the real codes only, with a dropout module (identity in eval mode)
+    flat = real_code_mean_embedding(embedding, codes, torch.nn.Dropout(0.5).eval())
+    np.testing.assert_allclose(flat[0].detach().numpy(), [[2.0, 1.0], [0.0, 0.0]])
+
+
+def test_margin_targets_rows():
+    target = torch.tensor([[0.0, 1.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 1.0]])
+    assert margin_targets(target).tolist() == [[1, 2, -1, -1], [-1, -1, -1, -1], [0, 3, -1, -1]]
 
 
 def test_ddi_pieces():

@@ -119,3 +119,25 @@ def test_ddi_loss_switch(small_bundle):
     assert per_sample.history[0]["ddi_loss_share"] > 0.5
     _, off, _ = _fit(small_bundle, use_ddi_loss="false", ddi_in_memory="false", epochs="1")
     assert off.history[0]["ddi_loss_share"] == 0 and "ddi_memory_weight" not in off.notes
+
+
+def test_visit_encoding_over_real_codes_equals_the_padded_one(small_bundle):
+    """The default computation (real codes only, stacked GRUs, bench.tensor_ops dropout) and the
+    previous padded one (kept for the speed benchmark) are the same network: equal outputs in eval
+    mode, equal gradients without dropout."""
+    split = split_patients(small_bundle.patients, "random", seed=0)
+    samples = make_samples(split.train, "every")[:48]
+    resources = build_resources(small_bundle, split.train, GAMENet.needs)
+    model = GAMENet.from_options({"dim": "8", "dropout": "0", "gcn_dropout": "0"}, resources)
+    batch = model.encoder.encode(samples)
+    assert batch.diagnoses.shape[1] > 1 and (batch.diagnoses == 0).any()        # padded both ways
+    new = model.module
+    old = GAMENetModule(len(resources.vocabs["diagnosis"]), len(resources.vocabs["procedure"]), new.ehr_gcn.adj,
+                        new.ddi_gcn.adj, model.config, padded_codes=True)
+    old.load_state_dict(new.state_dict())
+    for module in (new, old):
+        module.train()
+        module(batch).pow(2).sum().backward()
+    torch.testing.assert_close(new.eval()(batch), old.eval()(batch), rtol=1e-5, atol=1e-6)
+    for (name, p), q in zip(new.named_parameters(), old.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6, msg=name)

@@ -19,6 +19,7 @@ from bench.protocol import Resources, TeacherSource
 from bench.splits import split_patients
 from leader.distill import TrainingHeads, distill_mse, info_nce, kd_subset
 from leader.student import DistilledStudentConfig, LeaderStudent, LeaderStudentNoKD, StudentConfig
+from leader import student_module
 from leader.student_layers import ProfileVocab, StudentEncoder
 from leader.teacher_runs import find_teacher_run, parse_teacher_set
 
@@ -71,7 +72,7 @@ def test_padding_does_not_change_a_sample(positions):
     np.testing.assert_allclose(batched[1], alone[0], rtol=1e-5, atol=1e-6)
 
 
-def test_medication_shift_and_profile_position():
+def test_medication_shift_and_profile_position(monkeypatch):
     m = model()
     p = patient(1, 3)
     sample = Sample(p, 2)
@@ -84,10 +85,15 @@ def test_medication_shift_and_profile_position():
     assert batch.target[0].tolist() == [0, 0, 1, 1, 0]                # m2, m3: visit 2's drugs, the target
 
     seen = {}
-    def keep_input(module, args) -> None:
-        seen["x"] = args[0].detach()
+    stacked = student_module.stacked_blocks
 
-    m.module.visit_blocks["drug"].register_forward_pre_hook(keep_input)
+    def keep_input(blocks, groups):   # the drug visit block's packed input, laid out padded again: [B, V, dim]
+        for block, g in zip(blocks, groups):
+            if block is m.module.visit_blocks["drug"]:
+                seen["x"] = g.x.new_zeros(*g.mask.shape, g.x.shape[1]).index_put((g.rows, g.cols), g.x).detach()
+        return stacked(blocks, groups)
+
+    monkeypatch.setattr(student_module, "stacked_blocks", keep_input)
     m.module(batch)
     torch.testing.assert_close(seen["x"][0, 0], m.module.profile(batch.profile)[0])
     torch.testing.assert_close(seen["x"][0, 1:], m.module.code_sets("drug", batch.medications)[0, 1:])
@@ -312,3 +318,50 @@ def test_bench_ablate_prints_every_step(tmp_path):
     assert len(list((tmp_path / "synthetic-small" / "leader-student").iterdir())) == 2
     bad = CliRunner().invoke(app, ["ablate", "--model", "logreg", "--dataset", "synthetic-small"])
     assert bad.exit_code == 2 and "declares no ablation" in bad.output
+
+
+# --- the packed computation (default) against the padded one ----------------------------------------
+
+def test_packed_blocks_equal_the_padded_network():
+    """The default module (blocks on the real codes only, stacked across-visit blocks, the current drug
+    sets in the medication call) and the previous padded one are the same network: equal outputs in
+    eval mode, equal gradients without dropout (TINY has dropout 0)."""
+    from leader.student_module import StudentModule
+
+    m = model()
+    samples = [Sample(patient(1, 3), 2), Sample(patient(2, 1), 0), Sample(patient(3, 5), 4), Sample(patient(4, 2), 1)]
+    batch = m.encoder.encode(samples)
+    new = m.module
+    old = StudentModule(m.encoder.table_size, 5, m.profile_vocab.sizes(), m.config, packed=False)
+    old.load_state_dict(new.state_dict())
+    for module in (new, old):
+        module.train()
+        logits, feature, prompt, drugs = module.forward_with_drug_set(batch)
+        (logits.pow(2).sum() + drugs.pow(2).sum()).backward()
+    for module in (new, old):
+        module.eval()
+    for a, b in zip(new.forward_with_drug_set(batch), old.forward_with_drug_set(batch)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(new.drug_set(batch.current_drugs), old.drug_set(batch.current_drugs))
+    for (name, p), q in zip(new.named_parameters(), old.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_stacked_blocks_equal_one_block_at_a_time():
+    from leader.stacked_blocks import Packed, stacked_blocks
+    from leader.student_layers import TransformerBlock
+
+    torch.manual_seed(0)
+    blocks = [TransformerBlock(8, 2, 16, 0.0).eval() for _ in range(3)]
+    masks = [torch.tensor([[True, True, False], [True, False, False]]),             # groups of different shapes
+             torch.tensor([[True, True, True, True]]), torch.tensor([[True], [True], [True]])]
+    groups = []
+    for mask in masks:
+        rows, cols = torch.nonzero(mask, as_tuple=True)
+        groups.append(Packed(torch.randn(len(rows), 8), rows, cols, mask))
+    for block, group, got in zip(blocks, groups, stacked_blocks(blocks, groups)):
+        padded = group.x.new_zeros(*group.mask.shape, 8).index_put((group.rows, group.cols), group.x)
+        expected = block(padded, group.mask)[group.rows, group.cols]
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(block.forward_packed(group.x, group.rows, group.cols, group.mask), expected,
+                                   rtol=1e-5, atol=1e-6)

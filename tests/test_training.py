@@ -71,3 +71,31 @@ def test_fit_minibatch_reports_samples_and_seconds(small_bundle, epochs, patienc
 def test_derived_rates_are_none_where_they_do_not_apply(report, per_s, share):
     assert report.train_samples_per_s() == (pytest.approx(per_s) if per_s is not None else None)
     assert report.valid_time_share() == share
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused Adam", "loop Adam"])
+def test_validation_sees_every_update_through_a_parameter_cache(small_bundle, fused):
+    """A value cached from the weights (bench.torch_model.ParameterCache, e.g. SafeDrug's molecule
+    encodings) is recomputed after every optimiser step: torch's fused Adam writes the weights without
+    bumping their version counters, so fit_minibatch bumps them."""
+    from bench.torch_model import ParameterCache
+
+    samples = make_samples(small_bundle.patients, "last")
+    train, valid = samples[:64], samples[64:80]
+    targets = torch.from_numpy(target_matrix(train, small_bundle.drug_vocab).astype(np.float32))
+    module, cache = DrugBias(len(small_bundle.drug_vocab)), ParameterCache()
+    seen = []
+
+    def batch_loss(indices: np.ndarray) -> torch.Tensor:
+        rows = targets[torch.from_numpy(indices)]
+        return torch.nn.functional.binary_cross_entropy_with_logits(module.bias.expand_as(rows), rows)
+
+    def predict(batch: Sequence[Sample]) -> np.ndarray:
+        scores = cache.get(module, lambda: torch.sigmoid(module.bias).detach().clone())
+        seen.append(torch.equal(scores, torch.sigmoid(module.bias).detach()))
+        return np.tile(scores.numpy(), (len(batch), 1))
+
+    config = TrainingConfig(lr=0.05, epochs=3, batch_size=16, patience=5)
+    fit_minibatch(module, config, train=train, valid=valid, batch_loss=batch_loss, predict=predict,
+                  drug_vocab=small_bundle.drug_vocab, seed=0, progress=Progress(), description="fit", fused_adam=fused)
+    assert seen == [True, True, True]

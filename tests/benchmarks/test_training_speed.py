@@ -7,9 +7,17 @@ smoke options: the architecture's real training cost) and `epochs=1`, and fits i
 the run.json figures of the last round: training samples/s over the updates alone
 (`FitReport.train_samples_per_s`, bench/training.py) and the validation share of the epoch. One torch
 thread (`MEDREC_BENCH_THREADS` to change), as the reference runs.
+
+`test_previous_against_new_training_path`: GAMENet and the LEADER student keep their computation from
+before the 2026-12 speed-up behind a private `_previous_path` flag (the same model: padded visit /
+code tensors, torch's dropout and the per-parameter Adam loop). The new path is benchmarked and the
+previous one timed the same way in the same run, rounds interleaved so that both see the same machine
+load; extra_info holds both training samples/s and their ratio.
 """
 
 from __future__ import annotations
+
+import statistics
 
 import pytest
 import torch
@@ -21,6 +29,8 @@ from bench.registry import model_class
 from bench.splits import split_patients
 
 EPOCH_MODELS = ("logreg", "gamenet", "safedrug", "molerec", "leader-student-nokd")
+WITH_PREVIOUS_PATH = ("gamenet", "leader-student-nokd")
+ROUNDS = 3
 
 pytestmark = pytest.mark.usefixtures("torch_threads")
 
@@ -31,17 +41,22 @@ def subset(small_bundle) -> dict:
     return {"split": split, "train": make_samples(split.train, "every"), "valid": make_samples(split.valid, "last")}
 
 
+def _epoch(cls, resources, subset: dict, *, previous: bool = False):
+    """Fit a fresh model with default sizes for one epoch; its FitReport."""
+    model = cls.from_options({"epochs": "1"}, resources)
+    if previous:
+        model._previous_path = True
+    return model.fit(subset["train"], subset["valid"], seed=0, progress=Progress())
+
+
 @pytest.mark.parametrize("name", EPOCH_MODELS)
 def test_one_training_epoch(benchmark, small_bundle, subset, name):
     cls = model_class(name)
     resources = build_resources(small_bundle, subset["split"].train, cls.needs)
     reports = []
 
-    def one_epoch() -> None:
-        model = cls.from_options({"epochs": "1"}, resources)
-        reports.append(model.fit(subset["train"], subset["valid"], seed=0, progress=Progress()))
-
-    benchmark.pedantic(one_epoch, rounds=3, iterations=1, warmup_rounds=1)
+    benchmark.pedantic(lambda: reports.append(_epoch(cls, resources, subset)), rounds=ROUNDS, iterations=1,
+                       warmup_rounds=1)
     report = reports[-1]
     assert report.epochs == 1 and report.train_samples == len(subset["train"])
     benchmark.extra_info.update({
@@ -51,3 +66,31 @@ def test_one_training_epoch(benchmark, small_bundle, subset, name):
         "threads": torch.get_num_threads(),
         "note": "one epoch of synthetic-small's training split at the model's default sizes",
     })
+
+
+@pytest.mark.parametrize("name", WITH_PREVIOUS_PATH)
+def test_previous_against_new_training_path(benchmark, small_bundle, subset, speed_note, name):
+    benchmark.group = "training epoch: previous vs new path"
+    cls = model_class(name)
+    resources = build_resources(small_bundle, subset["split"].train, cls.needs)
+    _epoch(cls, resources, subset, previous=True)                     # warm-up of the previous path
+    rates = {"previous": [], "new": []}
+
+    def new_epoch() -> None:
+        report = _epoch(cls, resources, subset)
+        rates["new"].append(report.train_samples_per_s())
+        # the previous path right after each new round: both see the same machine load
+        rates["previous"].append(_epoch(cls, resources, subset, previous=True).train_samples_per_s())
+
+    benchmark.pedantic(new_epoch, rounds=ROUNDS, iterations=1, warmup_rounds=1)
+    new, previous = statistics.median(rates["new"][1:]), statistics.median(rates["previous"][1:])
+    benchmark.extra_info.update({
+        "train_samples": len(subset["train"]), "train_samples_per_s": new,
+        "previous_train_samples_per_s": previous, "speedup": new / previous,
+        "rounds": ROUNDS, "threads": torch.get_num_threads(),
+        "note": "one epoch of synthetic-small's training split at default sizes; the benchmarked time "
+                "includes one epoch of the previous path per round (timed apart: previous_train_samples_per_s)",
+    })
+    speed_note(f"{name} one training epoch (synthetic-small): new {new:,.0f} samples/s, previous path "
+               f"{previous:,.0f} samples/s -> {new / previous:.2f}x (median of {ROUNDS}, same run)")
+    assert new > previous
