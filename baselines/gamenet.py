@@ -32,10 +32,12 @@ Differences from the released code, on purpose:
 - Mini-batches of samples with padding and masks replace one update per visit, so the default lr is
   larger (see `GAMENetConfig`); the paper's values stay reachable with `--set`.
 - Single-visit samples are kept; their dynamic read is zero (the released code reuses the static read).
-- The co-prescription graph is built from the training split only (given by the harness), and the
-  DDI graph comes from the project's resources, so the released preprocessing's "top-40 severe side
-  effects" filter, which actually keeps the 40 LEAST frequent types (docs/datasets.md#the-ddi-graph), does
-  not apply. The DDI matrix is held in memory rather than re-read from disk on every visit.
+- The co-prescription graph is built from the training split only (given by the harness). The DDI
+  graph of MIMIC datasets is the pinned one of the project's resources, which IS the released
+  preprocessing's graph: its "top-40 severe side effects" filter actually keeps the 40 LEAST frequent
+  TWOSIDES side-effect types (GAMENet issue #18, docs/datasets.md#the-ddi-graph). It is kept as it is, for
+  comparability with the published numbers; `bench resources build-ddi --keep most-frequent` builds
+  the alternative. The DDI matrix is held in memory rather than re-read from disk on every visit.
 - Early stopping on validation PRAUC with `patience`; the best epoch's weights are kept; at most
   100 epochs (the paper trains 40).
 - Computation only (the same network and losses): each visit's mean code embedding is computed

@@ -192,11 +192,18 @@ def _rich_table(rows: list[tuple[dict[str, Any], list[Cell]]], title: str, cols:
     return table
 
 
+PINNED_DDI_NOTE = ("DDI rates of MIMIC datasets use the pinned DDI graph, GAMENet's: TWOSIDES pairs of the 40 "
+                   "LEAST frequent side-effect types (its preprocessing meant the 40 most severe; GAMENet issue #18), "
+                   "kept for comparability with the published numbers (docs/datasets.md#the-ddi-graph).")
+
+
 def footnotes(runs: list[dict[str, Any]]) -> list[str]:
-    """The notes a table of `runs` needs: the old-timing dagger when a run was timed by version 1, and
-    seed groups with runs missing."""
+    """The notes a table of `runs` needs: the old-timing dagger when a run was timed by version 1, the
+    pinned DDI graph's known filter when a run read the drug-knowledge resources, and seed groups with
+    runs missing."""
     old = [OLD_TIMING_NOTE] if any(timing_version(r) < TIMING_VERSION for r in runs) else []
-    return old + missing_seeds_notes(runs)
+    ddi = [PINNED_DDI_NOTE] if any(r.get("resources") for r in runs) else []
+    return old + ddi + missing_seeds_notes(runs)
 
 
 def _csv_cells(cell: Cell) -> tuple[Any, Any]:
