@@ -21,6 +21,12 @@ the forward pass, once per mini-batch over all molecules as one sparse disjoint 
 once per `fit` and once per `predict_proba` call, without gradients. (2) beta = max(0, ...) instead
 of min(0, ...) (see `controllable_beta`). (3) mini-batches of padded visit sequences instead of one
 update per visit; early stopping on validation PRAUC; single-visit patients kept.
+
+Different from the released code, kept and stated (the reference runs were made this way): (4) the
+bipartite `MaskedLinear` has a bias (the released layer is bias-free); (5) beta, the DDI-control
+mixing weight, is computed from the pooled DDI rate of the mini-batch's predictions, where the
+released code, updating on one visit at a time, computes it per visit: a batch of mixed visits gets
+one beta for all of them.
 """
 
 from __future__ import annotations
