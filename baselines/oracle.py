@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 import numpy as np
 
@@ -22,6 +22,12 @@ from bench.errors import UserError
 from bench.model_base import BaseRecommender
 from bench.progress import Progress
 from bench.protocol import FitReport
+
+
+class PrescribingModel(Protocol):
+    """What the oracle reads from Resources.generator (bench.prep.synthetic_v2.oracle.PrescribingOracle)."""
+
+    def probabilities(self, admission_ids: Sequence[int], drugs: Sequence[str], draws: int) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,7 @@ class Oracle(BaseRecommender):
                                                  self.resources.vocabs["drug"].tokens, draws=self.config.draws)
         return scores.astype(np.float32)
 
-    def _generator(self):
+    def _generator(self) -> PrescribingModel:
         if self.resources.generator is None:
             raise UserError("model oracle needs a generated cohort that keeps its generator (synthetic, "
                             "synthetic-small); this dataset has none")

@@ -5,6 +5,7 @@ Every table is described, with its clinical reasons, in datasets/synthetic/READM
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -71,7 +72,7 @@ class CohortKnowledge:
     ddi_pairs: tuple[tuple[str, str], ...]
     contraindications: tuple[Contraindication, ...]
     combinations: tuple[Combination, ...]
-    escalations: tuple[Escalation, ...]
+    escalations: dict[int, Escalation]   # by condition (one ladder per condition)
     substitutions: dict[int, int | None]  # drug -> safe alternative (None: withheld), in priority order
 
 
@@ -110,11 +111,29 @@ def load_cohort_knowledge(v2_folder: Path = V2_FOLDER, rules_folder: Path = RULE
             raise ValueError(f"{table}: unknown condition or ATC3 class {key!r} (not in the knowledge table)")
         return index[key]
 
-    def cond(r: dict[str, str], column: str, table: str) -> int:
-        return lookup(cidx, r[column], table)
+    def rule_rows(table: str) -> tuple[list[dict[str, str]], Callable[..., int], Callable[..., int | None]]:
+        """A rules table's rows and two column readers (condition index; class index, None when empty)
+        whose errors name the table."""
+        def cond(r: dict[str, str], column: str) -> int:
+            return lookup(cidx, r[column], table)
 
-    def drug(r: dict[str, str], column: str, table: str) -> int | None:
-        return lookup(didx, r[column], table) if r[column] else None
+        def drug(r: dict[str, str], column: str) -> int | None:
+            return lookup(didx, r[column], table) if r[column] else None
+
+        return read_rows([rules_folder], table), cond, drug
+
+    rows, cond, drug = rule_rows("contraindications.csv")
+    contraindications = tuple(Contraindication(None if r["condition"] == ANY else cond(r, "condition"),
+                                               drug(r, "atc3"), cond(r, "contraindicated_by"), drug(r, "alternative"))
+                              for r in rows)
+    rows, cond, drug = rule_rows("combinations.csv")
+    combinations = tuple(Combination(cond(r, "condition_a"), cond(r, "condition_b"), drug(r, "atc3"),
+                                     float(r["probability"])) for r in rows)
+    rows, cond, drug = rule_rows("escalations.csv")
+    escalations = {cond(r, "condition"): Escalation(cond(r, "condition"), drug(r, "first_line"),
+                                                    drug(r, "second_line"), float(r["probability"])) for r in rows}
+    rows, _, drug = rule_rows("ddi_substitutions.csv")
+    substitutions = {drug(r, "atc3"): drug(r, "alternative") for r in rows}
 
     return CohortKnowledge(
         kb=kb, dx_codes=tuple(dx_codes), dx_titles=dx_titles,
@@ -123,18 +142,6 @@ def load_cohort_knowledge(v2_folder: Path = V2_FOLDER, rules_folder: Path = RULE
         proc_codes=proc_codes, proc_titles=proc_titles,
         incidental_proc=np.arange(len(kb.proc_codes), len(proc_codes)), incidental_proc_p=_weights(procedures),
         ddi_pairs=kb.ddi_pairs + tuple((r["atc3_a"], r["atc3_b"]) for r in read_rows([rules_folder], "ddi_pairs.csv")),
-        contraindications=tuple(
-            Contraindication(None if r["condition"] == ANY else cond(r, "condition", t), drug(r, "atc3", t),
-                             cond(r, "contraindicated_by", t), drug(r, "alternative", t))
-            for t in ["contraindications.csv"] for r in read_rows([rules_folder], t)),
-        combinations=tuple(
-            Combination(cond(r, "condition_a", t), cond(r, "condition_b", t), drug(r, "atc3", t),
-                        float(r["probability"]))
-            for t in ["combinations.csv"] for r in read_rows([rules_folder], t)),
-        escalations=tuple(
-            Escalation(cond(r, "condition", t), drug(r, "first_line", t), drug(r, "second_line", t),
-                       float(r["probability"]))
-            for t in ["escalations.csv"] for r in read_rows([rules_folder], t)),
-        substitutions={drug(r, "atc3", t): drug(r, "alternative", t)
-                       for t in ["ddi_substitutions.csv"] for r in read_rows([rules_folder], t)},
+        contraindications=contraindications, combinations=combinations, escalations=escalations,
+        substitutions=substitutions,
     )

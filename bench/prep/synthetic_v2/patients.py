@@ -89,7 +89,7 @@ def draw_patient(rng: np.random.Generator, ctx: Context, may_use_unseen: bool) -
         visit.update(drugs=np.flatnonzero(taken[0]).tolist(), tags=tags, p_drug=p_drug.astype(np.float32))
         visits.append(visit)
         if time:
-            for rule in ctx.ck.escalations:
+            for rule in ctx.ck.escalations.values():
                 if rule.condition in chronic and rule.condition not in escalated and taken[0, rule.first] \
                         and rng.random() < rule.probability:
                     escalated.add(rule.condition)

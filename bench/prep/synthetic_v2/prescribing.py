@@ -61,7 +61,7 @@ def visit_probabilities(ck: CohortKnowledge, state: VisitState, switches: Switch
         row = state.regimens.get(cond, kb.drug_p[cond]) * (1.0 if coded else UNCODED_DRUG_SCALE)
         if switches.time:
             if cond in state.escalated:
-                second = next(e.second for e in ck.escalations if e.condition == cond)
+                second = ck.escalations[cond].second
                 row[second] = max(row[second], ESCALATED)
                 tags.add("escalation")
             continued = kb.persistent[cond] & state.previous & (row > 0)
@@ -94,11 +94,12 @@ def _apply_interactions(ck: CohortKnowledge, treated: tuple[int, ...], present: 
                 table[i, rule.alternative] = max(table[i, rule.alternative], p)
             table[i, rule.drug] = p * RESIDUAL
             tags.add("interaction")
-    extra = [np.eye(table.shape[1])[c.drug] * c.probability for c in ck.combinations
-             if c.a in present and c.b in present]
-    if extra:
+    given = [c for c in ck.combinations if c.a in present and c.b in present]
+    if given:
         tags.add("interaction")
-        table = np.vstack([table, *extra])
+        extra = np.zeros((len(given), table.shape[1]))
+        extra[np.arange(len(given)), [c.drug for c in given]] = [c.probability for c in given]
+        table = np.vstack([table, extra])
     return table
 
 
