@@ -30,7 +30,7 @@ class LogRegConfig(TrainingConfig):
 
     lr: float = 1e-2
     weight_decay: float = 1e-5
-    epochs: int = 30
+    epochs: int = 100
     batch_size: int = 128
     patience: int = 3
 

@@ -13,7 +13,9 @@ import torch
 from torch import nn
 
 from baselines.molecules import ATOM_FEATURE_SIZES, BOND_FEATURE_SIZES, CategoricalEncoder
-from baselines.visits import VisitBatch, ddi_pair_score
+from baselines.stacked_gru import stacked_gru
+from baselines.visits import VisitBatch, ddi_pair_score, real_code_sum_embedding
+from bench.tensor_ops import Dropout
 
 
 def anneal_beta(ddi_rate: float, target_ddi: float, kp: float) -> float:
@@ -49,20 +51,23 @@ class GINEncoder(nn.Module):
     `baselines.molecules.molecule_graphs` are embedded by `CategoricalEncoder`s; each layer is a
     `GINEConv` (message relu(h_j + bond embedding), learnable eps, MLP d -> 2d -> d) followed by
     batch norm, ReLU (not after the last layer) and dropout; a global mean pool gives [M, d].
-    Uses only torch_geometric's pure-torch scatter path (no torch-scatter / torch-sparse)."""
+    Uses only torch_geometric's pure-torch scatter path (no torch-scatter / torch-sparse).
+    `previous_path`: torch's dropout and one lookup per feature table (the computation before the
+    2026-12 speed-up; the same model)."""
 
-    def __init__(self, dim: int, layers: int, dropout: float):
+    def __init__(self, dim: int, layers: int, dropout: float, previous_path: bool = False):
         super().__init__()
         from torch_geometric.nn import GINEConv
 
-        self.atoms = CategoricalEncoder(ATOM_FEATURE_SIZES, dim)
-        self.bonds = nn.ModuleList(CategoricalEncoder(BOND_FEATURE_SIZES, dim) for _ in range(layers))
+        self.atoms = CategoricalEncoder(ATOM_FEATURE_SIZES, dim, per_table=previous_path)
+        self.bonds = nn.ModuleList(CategoricalEncoder(BOND_FEATURE_SIZES, dim, per_table=previous_path)
+                                   for _ in range(layers))
         self.convs = nn.ModuleList(
             GINEConv(nn.Sequential(nn.Linear(dim, 2 * dim), nn.BatchNorm1d(2 * dim), nn.ReLU(),
                                    nn.Linear(2 * dim, dim)), train_eps=True)
             for _ in range(layers))
         self.norms = nn.ModuleList(nn.BatchNorm1d(dim) for _ in range(layers))
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(dropout) if previous_path else Dropout(dropout)
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor,
                 atom_molecule: torch.Tensor, n_molecules: int) -> torch.Tensor:
@@ -112,22 +117,30 @@ class MoleRecModule(nn.Module):
     Steps 4-5 are linear up to the score head, so the average over molecules is taken first:
     drug part = ((P a) * w_b) u, computed as [D, S] @ [B, S, d] (exactly equal, much cheaper).
     Everything batch-independent (GIN, SAB, attention) runs once per forward call, not per sample.
+
+    Computation (the same model either way): the per-visit sums embed and drop out only the real
+    codes (`real_code_sum_embedding`), the two GRUs run as one stacked GRU (`stacked_gru`), dropout
+    masks come from uniform numbers (`bench.tensor_ops.Dropout`) and the atom / bond feature
+    tables are looked up as one. `previous_path=True` keeps the computation from before the 2026-12
+    speed-up (padded [B, V, L, d] embeddings, torch's GRU and dropout, one lookup per table) for the
+    same-run training benchmark.
     """
 
     def __init__(self, *, n_diagnoses: int, n_procedures: int, graphs, drug_molecule: torch.Tensor,
                  molecule_substructure: torch.Tensor, ddi_adj: torch.Tensor, dim: int, dropout: float,
-                 gin_layers: int, gin_dropout: float, heads: int, use_global: bool):
+                 gin_layers: int, gin_dropout: float, heads: int, use_global: bool, previous_path: bool = False):
         super().__init__()
         n_sub = molecule_substructure.shape[1]
         self.use_global = use_global
+        self.previous_path = previous_path
         self.diagnosis_embedding = nn.Embedding(n_diagnoses + 1, dim, padding_idx=0)
         self.procedure_embedding = nn.Embedding(n_procedures + 1, dim, padding_idx=0)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(dropout) if previous_path else Dropout(dropout)
         self.diagnosis_gru = nn.GRU(dim, dim, batch_first=True)
         self.procedure_gru = nn.GRU(dim, dim, batch_first=True)
         self.query = nn.Sequential(nn.ReLU(), nn.Linear(2 * dim, dim))
         self.relevance = nn.Linear(dim, n_sub)
-        self.gin = GINEncoder(dim, gin_layers, gin_dropout)
+        self.gin = GINEncoder(dim, gin_layers, gin_dropout, previous_path)
         self.substructure_embedding = nn.Parameter(torch.empty(n_sub, dim))
         nn.init.xavier_uniform_(self.substructure_embedding)
         self.sab = SetAttentionBlock(dim, heads)
@@ -146,12 +159,17 @@ class MoleRecModule(nn.Module):
 
     def patient_query(self, batch: VisitBatch) -> torch.Tensor:
         """[B, d]: the query at each sample's current visit (GRUs are causal: padding after it is inert)."""
-        dx = self.dropout(self.diagnosis_embedding(batch.diagnoses)).sum(2)   # [B, V, L, d] -> [B, V, d]
-        px = self.dropout(self.procedure_embedding(batch.procedures)).sum(2)  # [B, V, d]
         rows = torch.arange(len(batch.lengths))
-        hx = self.diagnosis_gru(dx)[0][rows, batch.last_index]                # [B, d]
-        hp = self.procedure_gru(px)[0][rows, batch.last_index]
-        return self.query(torch.cat([hx, hp], dim=-1))
+        if self.previous_path:
+            dx = self.dropout(self.diagnosis_embedding(batch.diagnoses)).sum(2)   # [B, V, L, d] -> [B, V, d]
+            px = self.dropout(self.procedure_embedding(batch.procedures)).sum(2)  # [B, V, d]
+            hx = self.diagnosis_gru(dx)[0][rows, batch.last_index]                # [B, d]
+            hp = self.procedure_gru(px)[0][rows, batch.last_index]
+            return self.query(torch.cat([hx, hp], dim=-1))
+        dx = real_code_sum_embedding(self.diagnosis_embedding, batch.diagnoses, self.dropout)   # [B, V, d]
+        px = real_code_sum_embedding(self.procedure_embedding, batch.procedures, self.dropout)
+        hx, hp = stacked_gru([self.diagnosis_gru, self.procedure_gru], [dx, px], batch.lengths)  # [B, V, d] each
+        return self.query(torch.cat([hx[rows, batch.last_index], hp[rows, batch.last_index]], dim=-1))
 
     def molecules(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Batch-independent parts: g [M, d] GIN embeddings, u [S, d] substructures after the SAB,
@@ -178,10 +196,20 @@ class MoleRecModule(nn.Module):
     def drug_logits(self, relevance: torch.Tensor, pieces=None) -> torch.Tensor:
         """relevance w [B, S] -> logits [B, D]; `pieces` = `drug_pieces()` when already computed."""
         drug_global, drug_attention, u = self.drug_pieces() if pieces is None else pieces
-        part = drug_attention @ (relevance.unsqueeze(-1) * u)                # [D, S] @ [B, S, d] -> [B, D, d]
-        if self.use_global:
-            part = torch.cat([drug_global.expand(len(relevance), -1, -1), part], dim=-1)
-        return self.score(part).squeeze(-1)
+        if self.previous_path:
+            part = drug_attention @ (relevance.unsqueeze(-1) * u)            # [D, S] @ [B, S, d] -> [B, D, d]
+            if self.use_global:
+                part = torch.cat([drug_global.expand(len(relevance), -1, -1), part], dim=-1)
+            return self.score(part).squeeze(-1)
+        # The score head's first layer is linear, so it is applied to u [S, d] before the per-sample
+        # product (width h = d/2 instead of d there) and to the global part once per drug, not per
+        # sample: the same first-layer output [B, D, h], computed with half the multiply-adds.
+        first, _, last = self.score
+        weight = first.weight                                                 # [h, 2d] or [h, d]
+        part_weight = weight[:, -u.shape[1]:]
+        hidden = drug_attention @ (relevance.unsqueeze(-1) * (u @ part_weight.t()))   # [B, D, h]
+        fixed = first.bias if not self.use_global else drug_global @ weight[:, :drug_global.shape[1]].t() + first.bias
+        return last(torch.relu(hidden + fixed)).squeeze(-1)
 
     def forward(self, batch: VisitBatch, pieces=None) -> torch.Tensor:
         return self.drug_logits(torch.sigmoid(self.relevance(self.patient_query(batch))), pieces)

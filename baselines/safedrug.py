@@ -65,7 +65,7 @@ class SafeDrugConfig(HistoryTrainingConfig):
       sum (the same regulariser in effect; the per-code mask was 28% of a training step on CPU)."""
 
     lr: float = 2e-3
-    epochs: int = 60
+    epochs: int = 100
 
     dim: int = 64
     dropout: float = 0.5

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from bench.data import Sample, Visit, Vocab
-from bench.tensor_ops import real_positions, segment_mean
+from bench.tensor_ops import real_positions, segment_mean, segment_sum
 
 
 @dataclass(frozen=True)
@@ -98,12 +98,23 @@ def real_code_mean_embedding(embedding: torch.nn.Embedding, codes: torch.Tensor,
     int64 [B, V, L] (0 = padding) -> float [B, V, dim] (zero for an empty visit). Only the N real
     codes are embedded and dropped out ([N, dim], not [B, V, L, dim]), then averaged per visit; the
     same values in eval mode (up to summation order) and the same dropout distribution in training."""
+    return _real_code_embedding(embedding, codes, dropout, segment_mean)
+
+
+def real_code_sum_embedding(embedding: torch.nn.Embedding, codes: torch.Tensor,
+                            dropout: torch.nn.Module | None = None) -> torch.Tensor:
+    """`Sequential(embedding, dropout)(codes).sum(2)` (with a padding index 0 embedded as zeros)
+    computed on the real codes only: int64 [B, V, L] -> float [B, V, dim], as `real_code_mean_embedding`."""
+    return _real_code_embedding(embedding, codes, dropout, segment_sum)
+
+
+def _real_code_embedding(embedding, codes, dropout, pool) -> torch.Tensor:
     batch, visits, _ = codes.shape
     ids, slots = real_positions(codes)                           # [N], [N] visit slot b * V + v
     vectors = embedding(ids)                                     # [N, dim]
     if dropout is not None:
         vectors = dropout(vectors)
-    return segment_mean(vectors, slots, batch * visits).view(batch, visits, -1)
+    return pool(vectors, slots, batch * visits).view(batch, visits, -1)
 
 
 def ddi_pair_score(probs: torch.Tensor, ddi_adj: torch.Tensor) -> torch.Tensor:

@@ -23,10 +23,16 @@ def real_positions(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return flat[where], torch.div(where, max(width, 1), rounding_mode="floor")
 
 
+def segment_sum(values: torch.Tensor, segments: torch.Tensor, n_segments: int) -> torch.Tensor:
+    """Sum of the rows of values [N, d] per segment id (segments int64 [N], in [0, n_segments)):
+    float [n_segments, d], zero for a segment without rows. Differentiable in values."""
+    return values.new_zeros(n_segments, values.shape[1]).index_add(0, segments, values)
+
+
 def segment_mean(values: torch.Tensor, segments: torch.Tensor, n_segments: int) -> torch.Tensor:
     """Mean of the rows of values [N, d] per segment id (segments int64 [N], in [0, n_segments)):
     float [n_segments, d], zero for a segment without rows. Differentiable in values."""
-    sums = values.new_zeros(n_segments, values.shape[1]).index_add(0, segments, values)
+    sums = segment_sum(values, segments, n_segments)
     counts = torch.bincount(segments, minlength=n_segments).clamp(min=1).to(values.dtype)
     return sums / counts.unsqueeze(1)
 

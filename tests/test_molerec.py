@@ -129,3 +129,40 @@ def test_inference_cache_follows_parameter_changes():
     with torch.no_grad():  # the module's own forward, which encodes the molecules afresh
         uncached = torch.sigmoid(model.module(model.encoder.encode(samples))).numpy()
     np.testing.assert_allclose(changed, uncached, rtol=1e-6)
+
+
+def test_new_computation_equals_the_previous_one():
+    """The default computation (real codes only, stacked GRUs, bench.tensor_ops dropout, one lookup for
+    the atom / bond tables) and the previous one (kept for the speed benchmark) are the same network:
+    equal outputs in eval mode, equal gradients without dropout."""
+    samples = _samples()
+    options = {"dim": "8", "gin_layers": "2", "dropout": "0", "gin_dropout": "0"}
+    new_model = MoleRec.from_options(options, _resources())
+    old_model = MoleRec.from_options(options, _resources())
+    old_model._previous_path = True
+    old_model.module = old_model.build_module()
+    old_model.module.load_state_dict(new_model.module.state_dict())
+    batch = new_model.encoder.encode(samples)
+    assert batch.diagnoses.shape[1] > 1 and (batch.diagnoses == 0).any()      # padded visits and codes
+    new, old = new_model.module, old_model.module
+    assert old.previous_path and not new.previous_path
+    for module in (new, old):
+        module.train()
+        module(batch).pow(2).sum().backward()
+    for (name, p), q in zip(new.named_parameters(), old.parameters()):
+        # atol 1e-5: the biases before a batch norm have a zero gradient up to rounding (~1e-6 here)
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-5, msg=name)
+    with torch.no_grad():
+        torch.testing.assert_close(new.eval()(batch), old.eval()(batch), rtol=1e-5, atol=1e-6)
+
+
+def test_categorical_encoder_one_lookup_equals_per_table():
+    from baselines.molecules import CategoricalEncoder
+
+    torch.manual_seed(0)
+    fused, per_table = CategoricalEncoder((3, 2, 4), 5), CategoricalEncoder((3, 2, 4), 5, per_table=True)
+    per_table.load_state_dict(fused.state_dict())
+    features = torch.tensor([[0, 1, 3], [2, 0, 0], [1, 1, 2]])
+    expected = sum(fused.tables[i].weight[features[:, i]] for i in range(3))
+    torch.testing.assert_close(fused(features), expected)
+    torch.testing.assert_close(per_table(features), expected)

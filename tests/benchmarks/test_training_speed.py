@@ -8,7 +8,10 @@ the run.json figures of the last round: training samples/s over the updates alon
 (`FitReport.train_samples_per_s`, bench/training.py) and the validation share of the epoch. One torch
 thread (`MEDREC_BENCH_THREADS` to change), as the reference runs.
 
-`test_previous_against_new_training_path`: GAMENet and the LEADER student keep their computation from
+`test_distilled_student_epoch_with_cached_teacher_features`: leader-student with a stand-in for cached
+teacher features against leader-student-nokd, rounds interleaved (what distillation adds per epoch).
+
+`test_previous_against_new_training_path`: GAMENet, MoleRec and the LEADER student keep their computation from
 before the 2026-12 speed-up behind a private `_previous_path` flag (the same model: padded visit /
 code tensors, torch's dropout and the per-parameter Adam loop). The new path is benchmarked and the
 previous one timed the same way in the same run, rounds interleaved so that both see the same machine
@@ -18,7 +21,9 @@ load; extra_info holds both training samples/s and their ratio.
 from __future__ import annotations
 
 import statistics
+from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 
@@ -29,7 +34,7 @@ from bench.registry import model_class
 from bench.splits import split_patients
 
 EPOCH_MODELS = ("logreg", "gamenet", "safedrug", "molerec", "leader-student-nokd")
-WITH_PREVIOUS_PATH = ("gamenet", "leader-student-nokd")
+WITH_PREVIOUS_PATH = ("gamenet", "molerec", "leader-student-nokd")
 ROUNDS = 3
 
 pytestmark = pytest.mark.usefixtures("torch_threads")
@@ -94,3 +99,41 @@ def test_previous_against_new_training_path(benchmark, small_bundle, subset, spe
     speed_note(f"{name} one training epoch (synthetic-small): new {new:,.0f} samples/s, previous path "
                f"{previous:,.0f} samples/s -> {new / previous:.2f}x (median of {ROUNDS}, same run)")
     assert new > previous
+
+
+class CachedFeatures:
+    """Stands in for a teacher whose features are already cached (leader/feature_cache.py): fixed
+    seeded float32 rows of the default teacher's width (SmolLM2-135M, 576), read without any LLM
+    pass. Only the cost of training with them is measured, not what they teach."""
+
+    hidden_size = 576
+
+    def __init__(self, samples):
+        rows = np.random.default_rng(0).standard_normal((len(samples), self.hidden_size)).astype(np.float32)
+        self._row = {(s.patient.id, s.index): r for s, r in zip(samples, rows)}
+
+    def features(self, samples):
+        return np.stack([self._row[(s.patient.id, s.index)] for s in samples])
+
+
+def test_distilled_student_epoch_with_cached_teacher_features(benchmark, small_bundle, subset, speed_note):
+    """One epoch of leader-student (distillation on every training sample, the default) against one
+    of leader-student-nokd, rounds interleaved: what distillation adds to a training epoch once the
+    teacher's features are cached."""
+    benchmark.group = "training epoch: distilled student vs no-KD"
+    kd_cls, nokd_cls = model_class("leader-student"), model_class("leader-student-nokd")
+    kd_resources = replace(build_resources(small_bundle, subset["split"].train, frozenset()),
+                           teacher=CachedFeatures(subset["train"]))
+    nokd_resources = build_resources(small_bundle, subset["split"].train, nokd_cls.needs)
+    rates = {"kd": [], "nokd": []}
+
+    def kd_epoch() -> None:
+        rates["kd"].append(_epoch(kd_cls, kd_resources, subset).train_samples_per_s())
+        rates["nokd"].append(_epoch(nokd_cls, nokd_resources, subset).train_samples_per_s())
+
+    benchmark.pedantic(kd_epoch, rounds=ROUNDS, iterations=1, warmup_rounds=1)
+    kd, nokd = statistics.median(rates["kd"][1:]), statistics.median(rates["nokd"][1:])
+    benchmark.extra_info.update({"train_samples_per_s": kd, "nokd_train_samples_per_s": nokd,
+                                 "kd_over_nokd": kd / nokd, "rounds": ROUNDS, "threads": torch.get_num_threads()})
+    speed_note(f"leader-student one training epoch with cached teacher features (synthetic-small): {kd:,.0f} "
+               f"samples/s, leader-student-nokd {nokd:,.0f} samples/s -> {kd / nokd:.2f}x (median of {ROUNDS})")
