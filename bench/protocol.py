@@ -76,7 +76,9 @@ class FitReport:
     `train_samples`: training samples the updates went through (repeats counted; len(train) x epochs run
     for bench.training.fit_minibatch); `train_seconds` / `valid_seconds`: wall-clock seconds of the
     updates and of the validation passes during training. None where they do not apply (no training by
-    updates, or no validation pass)."""
+    updates, or no validation pass). `train_cpu_seconds`: the process's CPU seconds over the same updates
+    (all its threads): unlike the wall clock, it barely grows when other work shares the machine, so
+    with one torch thread it estimates the updates' time on an idle core."""
 
     epochs: int = 0
     best_epoch: int | None = None
@@ -86,6 +88,7 @@ class FitReport:
     train_samples: int | None = None
     train_seconds: float | None = None
     valid_seconds: float | None = None
+    train_cpu_seconds: float | None = None
 
     def train_samples_per_s(self) -> float | None:
         """Training samples per second of update time (None without both, or with no time measured)."""

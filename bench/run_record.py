@@ -200,6 +200,10 @@ class FitInfo(TypedDict):
     valid_seconds: NotRequired[float | None]
     """Wall-clock seconds of the validation passes during training (null: no validation pass while
     training, or no training)."""
+    train_cpu_seconds: NotRequired[float | None]
+    """CPU seconds of the process (all threads) during the training updates: with one torch thread, about
+    their time on an idle core, whatever else shared the machine (null: as train_samples; absent in runs
+    recorded before 2026-12-02 16:20 UTC)."""
     train_samples_per_s: NotRequired[float | None]
     """train_samples / train_seconds: training throughput (null where either is null)."""
     valid_time_share: NotRequired[float | None]

@@ -135,7 +135,8 @@ def test_older_runs_without_later_fields_still_load(tmp_path, validator, fresh):
     assert out.exit_code == 0 and record["model"]["name"] in out.output, out.output
 
 
-TRAINING_SPEED = ("train_samples", "train_seconds", "valid_seconds", "train_samples_per_s", "valid_time_share")
+TRAINING_SPEED = ("train_samples", "train_seconds", "valid_seconds", "train_cpu_seconds", "train_samples_per_s",
+                  "valid_time_share")
 
 
 def test_a_new_run_records_how_fast_training_went(fresh):
@@ -144,7 +145,7 @@ def test_a_new_run_records_how_fast_training_went(fresh):
     [logreg] = [read_run(p) for p in fresh.glob("synthetic-small/logreg/*/run.json")]
     fit = logreg["fit"]
     assert fit["train_samples"] == logreg["dataset"]["n_train"] * fit["epochs"]
-    assert fit["train_seconds"] > 0 and fit["valid_seconds"] > 0
+    assert fit["train_seconds"] > 0 and fit["valid_seconds"] > 0 and fit["train_cpu_seconds"] > 0
     assert fit["train_samples_per_s"] == pytest.approx(fit["train_samples"] / fit["train_seconds"])
     assert 0 <= fit["valid_time_share"] <= 1
     assert fit["valid_time_share"] == pytest.approx(fit["valid_seconds"] / (fit["train_seconds"] + fit["valid_seconds"]))

@@ -56,6 +56,7 @@ def test_fit_minibatch_reports_samples_and_seconds(small_bundle, epochs, patienc
     assert report.train_samples == len(train) * report.epochs
     assert report.train_seconds is not None and report.train_seconds > 0
     assert report.valid_seconds is not None and report.valid_seconds > 0
+    assert report.train_cpu_seconds is not None and report.train_cpu_seconds > 0
     per_s, share = report.train_samples_per_s(), report.valid_time_share()
     assert per_s is not None and math.isclose(per_s, report.train_samples / report.train_seconds)
     assert share is not None and 0 <= share <= 1
