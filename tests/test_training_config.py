@@ -18,10 +18,10 @@ from leader.student import DistilledStudentConfig, StudentConfig
 # Each model's defaults of the shared fields, as they were before the base existed: a change of a
 # base default must not move a model's figures.
 DEFAULTS = {
-    LogRegConfig: dict(lr=1e-2, weight_decay=1e-5, epochs=30, batch_size=128, patience=3),
+    LogRegConfig: dict(lr=1e-2, weight_decay=1e-5, epochs=100, batch_size=128, patience=3),  # 30 until 2026-12
     GAMENetConfig: dict(lr=1e-3, weight_decay=0.0, epochs=100, batch_size=32, patience=5, max_visits=20),  # 40 until 2026-12
-    SafeDrugConfig: dict(lr=2e-3, weight_decay=0.0, epochs=60, batch_size=32, patience=5, max_visits=20),
-    MoleRecConfig: dict(lr=2e-3, weight_decay=0.0, epochs=50, batch_size=64, patience=5, max_visits=20),
+    SafeDrugConfig: dict(lr=2e-3, weight_decay=0.0, epochs=100, batch_size=32, patience=5, max_visits=20),  # 60 until 2026-12
+    MoleRecConfig: dict(lr=2e-3, weight_decay=0.0, epochs=150, batch_size=64, patience=5, max_visits=20),  # 50 until 2026-12
     StudentConfig: dict(lr=5e-4, weight_decay=0.0, epochs=100, batch_size=16, patience=10, max_visits=10),
     DistilledStudentConfig: dict(lr=5e-4, weight_decay=0.0, epochs=100, batch_size=16, patience=10, max_visits=10),
 }
