@@ -118,19 +118,6 @@ def _real_code_embedding(embedding, codes, dropout, pool) -> torch.Tensor:
     return pool(vectors, slots, batch * visits).view(batch, visits, -1)
 
 
-def real_code_sum_embedding(embedding: torch.nn.Embedding, codes: torch.Tensor,
-                            dropout: torch.nn.Module | None = None) -> torch.Tensor:
-    """Sum of the (dropped-out) embeddings of each visit's real codes: int64 [B, V, L] (0 = padding)
-    -> float [B, V, dim] (zero for an empty visit). Only the N real codes are embedded ([N, dim]), so
-    dropout masks every code's embedding on its own, as the released RETAIN and MICRON code do."""
-    batch, visits, _ = codes.shape
-    ids, slots = real_positions(codes)                           # [N], [N] visit slot b * V + v
-    vectors = embedding(ids)                                     # [N, dim]
-    if dropout is not None:
-        vectors = dropout(vectors)
-    return segment_sum(vectors, slots, batch * visits).view(batch, visits, -1)
-
-
 def ddi_pair_score(probs: torch.Tensor, ddi_adj: torch.Tensor) -> torch.Tensor:
     """float [B]: sum over ordered interacting pairs of p_i * p_j, i.e. p^T A p, per sample.
     probs: [B, D] in [0, 1]; ddi_adj: [D, D] symmetric 0/1 with zero diagonal. Zero on a graph

@@ -1,7 +1,7 @@
 """Tensor building blocks that make the torch models' training cheaper without changing the models
 (benchmarks/README.md, the training profile and the speed-up):
 
-- sums and means over ragged groups of rows ("segments") of a flat tensor: the models embed only the real
+- means over ragged groups of rows ("segments") of a flat tensor: the models embed only the real
   codes of a padded batch as one flat [N, d] tensor and pool them per visit / per set, instead of
   pooling a padded [..., L, d] tensor that is mostly padding;
 - `dropout` / `Dropout`: the same inverted dropout as torch's, with its mask drawn from uniform

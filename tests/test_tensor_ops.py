@@ -1,5 +1,5 @@
-"""bench.tensor_ops: segment sums and means over flat rows, the real codes of a padded tensor, and the cheaper
-dropout (same distribution as torch's)."""
+"""bench.tensor_ops: segment sums and means over flat rows, the real codes of a padded tensor, and the
+cheaper dropout (same distribution as torch's)."""
 
 from __future__ import annotations
 
