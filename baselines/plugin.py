@@ -24,6 +24,8 @@ PLUGIN = Plugin(
         ModelEntry("safedrug", "baselines.safedrug:SafeDrug",
                    "GRUs over visits; global MPNN molecule branch x BRICS-masked local branch; controllable DDI loss",
                    "Yang et al., IJCAI 2021"),
+        ModelEntry("retain", "baselines.retain:RETAIN", "two-level reverse-time attention", "Choi et al., NeurIPS 2016"),
+        ModelEntry("micron", "baselines.micron:MICRON", "residual drug-set changes, add/remove rule", "Yang et al., IJCAI 2021"),
         ModelEntry("molerec", "baselines.molerec:MoleRec",
                    "GRUs over visits; GIN molecules, set-transformer substructures, molecule-substructure attention",
                    "Yang et al., WWW 2023"),

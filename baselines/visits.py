@@ -1,4 +1,5 @@
-"""Padded mini-batches of visit sequences, and the loss pieces GAMENet, SafeDrug and MoleRec share.
+"""Padded mini-batches of visit sequences, and the pieces the history baselines (GAMENet, SafeDrug,
+MoleRec, RETAIN, MICRON) share.
 
 The originals feed one visit at a time; here a batch holds B samples, each the sequence of its
 patient's visits up to and including the visit to predict (at most `max_visits`, the LAST ones),

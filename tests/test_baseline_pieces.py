@@ -8,7 +8,7 @@ import torch
 
 from baselines.molecules import brics_fragments, build_molecule_set, molecule_graphs
 from baselines.visits import (VisitEncoder, batch_ddi_rate, ddi_pair_score, margin_targets, masked_mean_embedding,
-                             real_code_mean_embedding)
+                             real_code_mean_embedding, real_code_sum_embedding)
 from bench.data import Patient, Sample, Visit, Vocab
 
 
@@ -42,6 +42,8 @@ def test_masked_mean_ignores_padding():
     # the same mean from the real codes only, with a dropout module (identity in eval mode)
     flat = real_code_mean_embedding(embedding, codes, torch.nn.Dropout(0.5).eval())
     np.testing.assert_allclose(flat[0].detach().numpy(), [[2.0, 1.0], [0.0, 0.0]])
+    summed = real_code_sum_embedding(embedding, codes, torch.nn.Dropout(0.5).eval())
+    np.testing.assert_allclose(summed[0].detach().numpy(), [[4.0, 2.0], [0.0, 0.0]])
 
 
 def test_margin_targets_rows():

@@ -1,12 +1,12 @@
-"""bench.tensor_ops: segment means over flat rows, the real codes of a padded tensor, and the cheaper
-dropout (same distribution as torch's)."""
+"""bench.tensor_ops: segment sums and means over flat rows, the real codes of a padded tensor, and the
+cheaper dropout (same distribution as torch's)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from bench.tensor_ops import Dropout, dropout, real_positions, segment_mean
+from bench.tensor_ops import Dropout, dropout, real_positions, segment_mean, segment_sum
 
 
 def test_real_positions_of_a_padded_tensor():
@@ -22,6 +22,14 @@ def test_segment_mean_by_hand():
     assert out.tolist() == [[10.0, 0.0], [0.0, 0.0], [2.0, 3.0], [0.0, 0.0]]   # empty segments: zero
     out[2].sum().backward()
     assert values.grad.tolist() == [[0.5, 0.5], [0.5, 0.5], [0.0, 0.0]]
+
+
+def test_segment_sum_by_hand():
+    values = torch.tensor([[1.0, 2.0], [3.0, 4.0], [10.0, 0.0]], requires_grad=True)
+    out = segment_sum(values, torch.tensor([2, 2, 0]), 3)
+    assert out.tolist() == [[10.0, 0.0], [0.0, 0.0], [4.0, 6.0]]
+    out[2].sum().backward()
+    assert values.grad.tolist() == [[1.0, 1.0], [1.0, 1.0], [0.0, 0.0]]
 
 
 def test_dropout_is_the_identity_outside_training_and_at_zero():

@@ -9,7 +9,9 @@ import pytest
 
 from baselines.gamenet import GAMENetConfig
 from baselines.logreg import LogRegConfig
+from baselines.micron import MICRONConfig
 from baselines.molerec import MoleRecConfig
+from baselines.retain import RETAINConfig
 from baselines.safedrug import SafeDrugConfig
 from bench.config import HistoryTrainingConfig, TrainingConfig, apply_overrides, config_to_dict
 from bench.errors import UserError
@@ -22,6 +24,8 @@ DEFAULTS = {
     GAMENetConfig: dict(lr=1e-3, weight_decay=0.0, epochs=100, batch_size=32, patience=5, max_visits=20),  # 40 until 2026-12
     SafeDrugConfig: dict(lr=2e-3, weight_decay=0.0, epochs=100, batch_size=32, patience=5, max_visits=20),  # 60 until 2026-12
     MoleRecConfig: dict(lr=2e-3, weight_decay=0.0, epochs=150, batch_size=64, patience=5, max_visits=20),  # 50 until 2026-12
+    MICRONConfig: dict(lr=2e-3, weight_decay=1e-5, epochs=100, batch_size=32, patience=5, max_visits=20),
+    RETAINConfig: dict(lr=2e-3, weight_decay=0.0, epochs=100, batch_size=32, patience=5, max_visits=20),
     StudentConfig: dict(lr=5e-4, weight_decay=0.0, epochs=100, batch_size=16, patience=10, max_visits=10),
     DistilledStudentConfig: dict(lr=5e-4, weight_decay=0.0, epochs=100, batch_size=16, patience=10, max_visits=10),
 }
