@@ -188,9 +188,9 @@ class FitInfo(TypedDict):
     best_epoch: int | None
     best_valid_prauc: float | None
     history: list[dict[str, float | None]]
-    """One entry per epoch (or logged step): losses and validation scores. leader-teacher: one per
-    validation pass (`step`, `prompts_seen`, `train_loss` since the previous entry, `valid_prauc` on its
-    fixed validation subset, `elapsed_s` since training started)."""
+    """One entry per epoch (or logged step): losses and validation scores; a model trained by steps may
+    log one per validation pass (e.g. `step`, `prompts_seen`, `train_loss` since the previous entry,
+    `valid_prauc` on a fixed validation subset, `elapsed_s` since training started)."""
     notes: dict[str, Any]
     """Model-specific facts about training."""
     train_samples: NotRequired[int | None]

@@ -3,8 +3,8 @@ adapter and output layer kept, early stopping, a wall-clock budget, and checkpoi
 
 Training stops at the first of: `epochs` passes over the training prompts, `steps` optimiser steps
 (0: no cap), `patience` validation passes without a better PRAUC (0: never early), and the `budget`
-(`45m`, `90s`, `1.5h`; the last validation pass's duration is kept in reserve, so the closing pass
-ends within the budget). Then the best validation checkpoint is restored (the last state when there
+(`45m`, `90s`, `1.5h`; the last validation pass's duration is kept in reserve, so that the closing
+pass ends about within the budget). Then the best validation checkpoint is restored (the last state when there
 is no validation set). The validation subset is `valid_prompts` validation samples drawn once with the
 training seed; it is scored at step 0, every `eval_every` optimiser steps and when training stops.
 One optimiser step takes `grad_accum` micro-batches of `batch_size` prompts (per process under
