@@ -46,6 +46,7 @@ from leader.teacher_training import parse_budget, train_teacher
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
+GPU_PREDICT_SCALE = 4  # device=auto on a GPU: predict_batch_size x 4 prompts per inference batch
 
 
 @dataclass(frozen=True)
@@ -206,7 +207,7 @@ class LeaderTeacher(BaseRecommender):
             return out
         self.scorer.eval()
         order = length_sorted(texts)
-        size = self.config.predict_batch_size
+        size = self.config.predict_batch_size * (GPU_PREDICT_SCALE if self._auto_gpu() else 1)
         with torch.autocast(self.device.type, dtype=_autocast_dtype(self.device), enabled=self.device.type == "cuda"):
             for start in range(0, len(order), size):
                 rows = order[start:start + size]
@@ -214,6 +215,11 @@ class LeaderTeacher(BaseRecommender):
                 values = self.scorer.features(**batch) if features else torch.sigmoid(self.scorer(**batch))
                 out[rows] = values.float().cpu().numpy()
         return out
+
+    def _auto_gpu(self) -> bool:
+        """`device=auto` found a GPU: larger inference batches (and training micro-batches, see
+        leader.teacher_training.batch_shape)."""
+        return self.config.device == "auto" and self.device.type == "cuda"
 
     def predict_proba(self, samples: Sequence[Sample]) -> np.ndarray:
         """float32 [n, n_drugs]."""

@@ -221,3 +221,13 @@ def test_a_restarted_identical_bench_run_resumes_then_clears_its_checkpoints(mon
     assert [h["step"] for h in fit["history"]] == [0, 2, 4]
     assert all(0 <= h["valid_prauc"] <= 1 for h in fit["history"]) and fit["best_valid_prauc"] is not None
     assert record["train_protocol"] == "last" and not folder.exists()
+
+
+def test_auto_device_on_a_gpu_folds_grad_accum_into_the_micro_batch():
+    from leader.teacher_training import batch_shape
+
+    config = LeaderTeacher.parse_config({"batch_size": "4", "grad_accum": "8"})
+    assert batch_shape(config, torch.device("cuda")) == (32, 1)     # same 32 prompts per optimiser step
+    assert batch_shape(config, torch.device("cpu")) == (4, 8)
+    explicit = LeaderTeacher.parse_config({"batch_size": "4", "grad_accum": "8", "device": "cuda"})
+    assert batch_shape(explicit, torch.device("cuda")) == (4, 8)    # an explicit device keeps them
