@@ -210,7 +210,8 @@ def train_teacher(model: LeaderTeacher, train: list[Sample], valid: list[Sample]
             validate(None)  # step 0: the untrained teacher (the prior, with head_bias=prior)
         losses: list[float] = []
         while not state.stop:
-            epoch_groups = step_groups(epoch_batches(len(train), micro, seed=seed, epoch=state.epoch), accum, rank, world)
+            batches = epoch_batches(len(train), micro, seed=seed, epoch=state.epoch)
+            epoch_groups = step_groups(batches, accum, rank, world)
             while state.group < len(epoch_groups) and not state.stop:
                 started = time.perf_counter()
                 group = epoch_groups[state.group]

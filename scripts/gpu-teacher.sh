@@ -31,8 +31,10 @@ while (($#)); do
     *) extra+=("$1"); shift ;;
   esac
 done
-[[ -n $base_model ]] || fail "give the local model folder: --set base_model=/path/to/model (a Hugging Face causal-LM folder with config.json)"
-[[ -f $base_model/config.json ]] || fail "base_model $base_model: no model folder there (config.json missing); copy the folder to this machine first"
+[[ -n $base_model ]] \
+  || fail "give the local model folder: --set base_model=/path/to/model (a Hugging Face causal-LM folder with config.json)"
+[[ -f $base_model/config.json ]] \
+  || fail "base_model $base_model: no model folder there (config.json missing); copy the folder to this machine first"
 
 teacher=($LAUNCH run --model leader-teacher --dataset "$DATASET" --seed "$SEED" --results-dir "$OUT"
          --train-protocol "$TRAIN_PROTOCOL" --set "base_model=$base_model" --set device=auto
