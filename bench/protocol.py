@@ -13,6 +13,7 @@ What a model can offer (`Recommender`; defaults in bench.model_base.BaseRecommen
                                  finds or first trains a teacher run (bench.runner.resolve_teacher)
              ablation            the rows of `bench ablate --model NAME` (`AblationStep`)
              clear_input_cache() forget per-sample input encodings before timing (`InputCache`)
+             use_checkpoints()   resume an interrupted fit from checkpoints (`Resumable`)
 """
 
 from __future__ import annotations
@@ -214,3 +215,12 @@ def clear_input_cache(model: object) -> bool:
         model.clear_input_cache()
         return True
     return False
+
+
+@runtime_checkable
+class Resumable(Protocol):
+    """A model whose `fit` writes checkpoints and resumes from the latest one. The runner calls
+    `use_checkpoints(folder)` before `fit` with a folder derived from the run (bench.checkpoints) and
+    deletes the folder once the run is written; a model never told a folder does not checkpoint."""
+
+    def use_checkpoints(self, folder: Path) -> None: ...

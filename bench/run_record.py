@@ -83,7 +83,7 @@ class DatasetInfo(TypedDict):
     hash: str
     """Hash of the prepared dataset (changes with its inputs and preparation parameters)."""
     n_train: int
-    """Training samples (every visit of the training patients)."""
+    """Training samples (per `train_protocol`: every visit of the training patients, or their last visits)."""
     n_valid: int
     """Validation samples (per --protocol)."""
     n_test: int
@@ -188,7 +188,9 @@ class FitInfo(TypedDict):
     best_epoch: int | None
     best_valid_prauc: float | None
     history: list[dict[str, float | None]]
-    """One entry per epoch (or logged step): losses and validation scores."""
+    """One entry per epoch (or logged step): losses and validation scores; a model trained by steps may
+    log one per validation pass (e.g. `step`, `prompts_seen`, `train_loss` since the previous entry,
+    `valid_prauc` on a fixed validation subset, `elapsed_s` since training started)."""
     notes: dict[str, Any]
     """Model-specific facts about training."""
     train_samples: NotRequired[int | None]
@@ -262,6 +264,9 @@ class RunRecord(TypedDict):
     """Decision threshold on the scores (--threshold)."""
     protocol: str
     """Which visits are evaluated (--protocol; bench.data.PROTOCOLS)."""
+    train_protocol: NotRequired[str]
+    """Which visits of the training patients are training samples (--train-protocol: "every" or "last",
+    LEADER's one sample per patient); absent in early runs, which all used "every"."""
     split: SplitInfo
     resampling: Resampling
     overrides: dict[str, str]

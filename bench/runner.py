@@ -14,12 +14,13 @@ from typing import Any
 import numpy as np
 
 from bench import metrics
+from bench.checkpoints import checkpoint_folder, remove_checkpoints
 from bench.config import config_to_dict
 from bench.data import PROTOCOLS, DatasetBundle, make_samples, target_matrix
 from bench.errors import UserError
 from bench.loading import build_resources, load_bundle
 from bench.progress import Progress
-from bench.protocol import TeacherChoice, TeacherRequest, TeacherSpec
+from bench.protocol import Resumable, TeacherChoice, TeacherRequest, TeacherSpec
 from bench.provenance import device_info, git_state, package_versions
 from bench.registry import REPO_ROOT, dataset_card, model_class
 from bench.groups import dataset_tags, evaluation_groups
@@ -36,7 +37,9 @@ from bench.timing import TimingOptions, measure_inference, peak_rss_mb, reset_pe
 class RunOptions:
     """What `bench run` trains and how. `seed` is the training seed (initialisation, sampling, the test
     resampling rounds); `split_seed` fixes the random patient split on its own, so runs of several
-    training seeds share one split. `seed_group`: the `--seeds` call a run belongs to (bench.seed_groups)."""
+    training seeds share one split. `seed_group`: the `--seeds` call a run belongs to (bench.seed_groups).
+    `protocol` picks the validation and test samples, `train_protocol` the training samples (`every`:
+    every visit of a training patient; `last`: its last visit only, as LEADER's data construction)."""
 
     model: str
     dataset: str
@@ -46,6 +49,7 @@ class RunOptions:
     overrides: dict[str, str] = field(default_factory=dict)
     threshold: float = 0.5
     protocol: str = "last"
+    train_protocol: str = "every"
     split: str = "random"
     ratios: str = "8:1:1"
     rounds: int = 10
@@ -68,6 +72,8 @@ class RunOptions:
         check_seed(self.seed)
         check_seed(self.split_seed, "--split-seed")
         check_sampling(self.protocol, self.split, self.ratios)
+        if self.train_protocol not in PROTOCOLS:
+            raise UserError(f"--train-protocol must be one of {', '.join(PROTOCOLS)}, got {self.train_protocol!r}")
         check_threshold(self.threshold)
         if self.threads is not None and self.threads < 1:
             raise UserError(f"--threads must be at least 1, got {self.threads}")
@@ -179,9 +185,10 @@ def run_model(options: RunOptions, progress: Progress, *, config: Any = None, bu
     cls = model_class(options.model)
     bundle = _load_bundle(options, progress) if bundle is None else bundle
     split = split_patients(bundle.patients, options.split, options.split_seed, options.ratios)
-    # Training always uses every visit of the training patients as a target (as all the originals do);
+    # Training samples follow --train-protocol: every visit of the training patients (default; GAMENet,
+    # SafeDrug, MoleRec train so) or each patient's last visit (LEADER's data construction);
     # validation and test follow the evaluation protocol.
-    train = make_samples(split.train, "every")
+    train = make_samples(split.train, options.train_protocol)
     valid = make_samples(split.valid, options.protocol)
     test = make_samples(split.test, options.protocol)
     if not train or not test:
@@ -193,6 +200,9 @@ def run_model(options: RunOptions, progress: Progress, *, config: Any = None, bu
         resources = replace(resources, teacher=cls.open_teacher(teacher, bundle, cache_dir=options.cache_dir,
                                                                 progress=progress))
     model = cls(config, resources)
+    checkpoints = _checkpoints(options, config, bundle.hash) if isinstance(model, Resumable) else None
+    if checkpoints is not None:
+        model.use_checkpoints(checkpoints)
 
     start = time.perf_counter()
     report = model.fit(train, valid, seed=options.seed, progress=progress)
@@ -246,6 +256,7 @@ def run_model(options: RunOptions, progress: Progress, *, config: Any = None, bu
         seed_group=None if options.seed_group is None else options.seed_group.entry(),
         threshold=options.threshold,
         protocol=options.protocol,
+        train_protocol=options.train_protocol,
         split=SplitInfo(scheme=options.split, ratios=options.ratios, patients=split.sizes()),
         resampling=Resampling(rounds=options.rounds, fraction=options.fraction, replace=options.replace),
         overrides=dict(options.overrides),
@@ -260,7 +271,16 @@ def run_model(options: RunOptions, progress: Progress, *, config: Any = None, bu
     )
     if writer:
         write_run(folder, record)
+        remove_checkpoints(checkpoints)  # the run is stored: nothing left to resume
     return record, folder
+
+
+def _checkpoints(options: RunOptions, config: Any, dataset_hash: str) -> Path:
+    """The checkpoint folder of this run (bench.checkpoints): the same for an identical restart."""
+    return checkpoint_folder(options.cache_dir, options.model, {
+        "model": options.model, "config": config_to_dict(config), "dataset_hash": dataset_hash,
+        "seed": options.seed, "split_seed": options.split_seed, "split": options.split, "ratios": options.ratios,
+        "protocol": options.protocol, "train_protocol": options.train_protocol})
 
 
 def _timing_options(options: TimingOptions, cls: type) -> TimingOptions:

@@ -8,18 +8,19 @@ generation, so every prediction is a drug of the vocabulary. The LLM is adapted 
 r 8, alpha 32, dropout 0.1 on the q,k,v,o,gate,up,down projections); `lora=false` freezes it and
 trains the output layer alone.
 
-Training: AdamW, linear decay, `steps` optimiser steps of `batch_size` x `grad_accum` prompts, through
-`accelerate` (one process here; several GPUs under `accelerate launch`), fp32 on CPU, bf16 (else
-fp16) autocast on a GPU. The paper's settings: `--set steps=3000 batch_size=4 grad_accum=8
-max_tokens=2048` (MIMIC-IV: steps=4000) with base_model=PATH to LLaMA-7B on GPUs; the defaults here
-are sized so that smollm2-135m on `synthetic` trains, evaluates and is timed in about half an hour
-on 2 CPU cores (see `TeacherConfig`).
+Training (leader/teacher_training.py): AdamW, linear decay, optimiser steps of `batch_size` x
+`grad_accum` prompts for `epochs` (capped by `steps`, a wall-clock `budget` and early stopping on
+validation PRAUC), the best validation checkpoint kept, through `accelerate` (one process here;
+several GPUs under `accelerate launch`), fp32 on CPU, bf16 (else fp16) autocast on a GPU. The paper's
+settings: `--set steps=3000 batch_size=4 grad_accum=8 max_tokens=2048` (MIMIC-IV: steps=4000) with
+base_model=PATH to LLaMA-7B on GPUs; the defaults here are sized so that smollm2-135m on `synthetic`
+trains, evaluates and is timed in about half an hour on 2 CPU cores (see `TeacherConfig`).
+`head_bias=prior` and `feature_norm` are not in the paper (leader/teacher_head.py).
 """
 
 from __future__ import annotations
 
 import json
-import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,33 +31,41 @@ import numpy as np
 import torch
 
 from bench.config import require
-from bench.data import Sample, target_matrix
+from bench.data import Sample
 from bench.io import atomic_write_text
 from bench.model_base import BaseRecommender
 from bench.progress import Progress
 from bench.protocol import FitReport, Resources
-from bench.training import seed_everything
 from leader.base_models import load_tokenizer, quiet_transformers, resolve_base_model
 from leader.llm_inputs import Pooling, encode_prompts, length_sorted, pool_hidden
 from leader.prompts import fit_prompts
+from leader.teacher_head import FeatureNorm, HeadBias, feature_norm_layer
+from leader.teacher_training import parse_budget, train_teacher
 
 # peft 0.21 still calls a transformers 5.x property that warns on every model wrap; nothing to act on.
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
+GPU_PREDICT_SCALE = 4  # device=auto on a GPU: predict_batch_size x 4 prompts per inference batch
 
 
 @dataclass(frozen=True)
 class TeacherConfig:
     """LoRA and optimiser settings from the paper; steps, batch and token budget sized for CPU.
 
+    Stopping: `epochs` over the training prompts, capped by `steps` optimiser steps (0: no cap), by
+    `budget` wall-clock time ("45m", "90s", "1.5h"; "" none) and by `patience` validation passes
+    without a better PRAUC (0: off); validation on `valid_prompts` seeded validation samples every
+    `eval_every` steps; the best validation state is kept (leader/teacher_training.py).
     CPU defaults (smollm2-135m, 2 cores, fp32): 100 steps of 4 x 2 prompts (800 training prompts,
     ~8% of synthetic's training visits; one step takes ~10-15 s on 2 idle cores) with a 384-token
     budget (oldest history lines dropped first; on synthetic the prompts average 200 tokens after
     that, 366 before) — the paper uses 3000 steps of 32 prompts up to 2048 tokens. With so few steps
     the freshly initialised output layer learns at `head_lr` 1e-3 (`--set head_lr=2e-4` gives the
     paper's single learning rate); the LoRA weights use `lr` 2e-4 as in the paper. `max_history` 3
-    as in the paper. `pooling`: `last` (the paper) or `mean` over the prompt's tokens.
+    as in the paper. `pooling`: `last` (the paper) or `mean` over the prompt's tokens. `head_bias`
+    (`none`: the paper; `prior`: a bias started at the training prior's logits, weight at zero) and
+    `feature_norm` (`none`: the paper; `center`, `layernorm`) are not in the paper.
     """
 
     base_model: str = "smollm2-135m"
@@ -68,12 +77,19 @@ class TeacherConfig:
     lr: float = 2e-4
     head_lr: float = 1e-3
     weight_decay: float = 0.0
+    epochs: int = 1
     steps: int = 100
+    eval_every: int = 25
+    valid_prompts: int = 200
+    patience: int = 5
+    budget: str = ""
     batch_size: int = 4
     grad_accum: int = 2
     max_tokens: int = 384
     max_history: int = 3
     pooling: Literal["last", "mean"] = "last"
+    head_bias: HeadBias = "none"
+    feature_norm: FeatureNorm = "none"
     padding_side: Literal["left", "right"] = "right"
     predict_batch_size: int = 16
     gradient_checkpointing: bool = False
@@ -82,7 +98,9 @@ class TeacherConfig:
     def __post_init__(self) -> None:
         checks = {"lora_r >= 1": self.lora_r >= 1, "lora_alpha > 0": self.lora_alpha > 0,
                   "0 <= lora_dropout < 1": 0 <= self.lora_dropout < 1, "lr > 0": self.lr > 0, "head_lr > 0": self.head_lr > 0,
-                  "weight_decay >= 0": self.weight_decay >= 0, "steps >= 1": self.steps >= 1,
+                  "weight_decay >= 0": self.weight_decay >= 0, "epochs >= 1": self.epochs >= 1,
+                  "steps >= 0 (0: no cap)": self.steps >= 0, "eval_every >= 1": self.eval_every >= 1,
+                  "valid_prompts >= 1": self.valid_prompts >= 1, "patience >= 0 (0: off)": self.patience >= 0,
                   "batch_size >= 1": self.batch_size >= 1, "grad_accum >= 1": self.grad_accum >= 1,
                   "max_tokens >= 8": self.max_tokens >= 8, "max_history >= 0": self.max_history >= 0,
                   "pooling last|mean": self.pooling in ("last", "mean"),
@@ -90,15 +108,19 @@ class TeacherConfig:
                   "predict_batch_size >= 1": self.predict_batch_size >= 1,
                   "lora_targets not empty": bool(self.lora_targets.strip())}
         require(checks, "leader-teacher")
+        parse_budget(self.budget)  # ValueError naming the option and the expected form
 
 
 class DrugScorer(torch.nn.Module):
-    """The LLM body (no LM head) and LEADER's output layer: prompts -> pooled hidden [B, H] -> logits [B, D]."""
+    """The LLM body (no LM head) and LEADER's output layer: prompts -> pooled hidden [B, H] -> feature
+    norm (identity unless `feature_norm`) -> logits [B, D] (a bias only with `head_bias`)."""
 
-    def __init__(self, body: torch.nn.Module, hidden: int, n_drugs: int, pooling: Pooling):
+    def __init__(self, body: torch.nn.Module, hidden: int, n_drugs: int, pooling: Pooling, *,
+                 head_bias: bool = False, feature_norm: FeatureNorm = "none"):
         super().__init__()
         self.body = body
-        self.head = torch.nn.Linear(hidden, n_drugs, bias=False)
+        self.norm = feature_norm_layer(feature_norm, hidden)
+        self.head = torch.nn.Linear(hidden, n_drugs, bias=head_bias)
         self.pooling = pooling
 
     def features(self, input_ids, attention_mask, position_ids) -> torch.Tensor:
@@ -106,7 +128,7 @@ class DrugScorer(torch.nn.Module):
         return pool_hidden(out.last_hidden_state, attention_mask, self.pooling).float()
 
     def forward(self, input_ids, attention_mask, position_ids) -> torch.Tensor:
-        return self.head(self.features(input_ids, attention_mask, position_ids))
+        return self.head(self.norm(self.features(input_ids, attention_mask, position_ids)))
 
 
 class LeaderTeacher(BaseRecommender):
@@ -114,8 +136,9 @@ class LeaderTeacher(BaseRecommender):
     needs: ClassVar[frozenset[str]] = frozenset({"text"})
     Config = TeacherConfig
     latency_samples: ClassVar[int] = 20  # batch-1 calls take ~0.1-0.3 s each with smollm2 on CPU
-    smoke_options: ClassVar[dict[str, str]] = {"base_model": "tiny-llama", "steps": "3", "batch_size": "4",
-                                               "grad_accum": "1", "max_tokens": "256", "lr": "1e-3"}
+    smoke_options: ClassVar[dict[str, str]] = {"base_model": "tiny-llama", "epochs": "3", "steps": "3",
+                                               "batch_size": "4", "grad_accum": "1", "max_tokens": "256",
+                                               "lr": "1e-3", "valid_prompts": "8"}
 
     def __init__(self, config: TeacherConfig, resources: Resources):
         super().__init__(config, resources)
@@ -124,6 +147,7 @@ class LeaderTeacher(BaseRecommender):
         self.device = torch.device(_pick_device(config.device))
         self.tokenizer = load_tokenizer(config.base_model)
         self.scorer = self._build(seed=0)
+        self.checkpoints: Path | None = None  # set by the runner (bench.protocol.Resumable)
 
     # --- model ----------------------------------------------------------------------------------
     def _build(self, seed: int) -> DrugScorer:
@@ -144,7 +168,8 @@ class LeaderTeacher(BaseRecommender):
         if c.gradient_checkpointing:
             body.gradient_checkpointing_enable()
             body.enable_input_require_grads()
-        return DrugScorer(body, body.config.hidden_size, self.resources.n_drugs, c.pooling).to(self.device)
+        return DrugScorer(body, body.config.hidden_size, self.resources.n_drugs, c.pooling,
+                          head_bias=c.head_bias == "prior", feature_norm=c.feature_norm).to(self.device)
 
     @property
     def hidden_size(self) -> int:
@@ -162,76 +187,27 @@ class LeaderTeacher(BaseRecommender):
     # --- training -------------------------------------------------------------------------------
     def fit(self, train: Sequence[Sample], valid: Sequence[Sample], *, seed: int,
             progress: Progress) -> FitReport:
-        from accelerate import Accelerator
+        """leader/teacher_training.py: epochs with validation, the best state kept, checkpoints."""
+        return train_teacher(self, list(train), list(valid), seed=seed, progress=progress,
+                             checkpoints=self.checkpoints, mixed_precision=_mixed_precision(self.device))
 
-        c = self.config
-        if not train:
-            raise ValueError("leader-teacher: no training samples")  # the step loop would never end
-        seed_everything(seed)
-        accelerator = Accelerator(gradient_accumulation_steps=c.grad_accum, cpu=self.device.type == "cpu",
-                                  mixed_precision=_mixed_precision(self.device))
-        self.device = accelerator.device  # under `accelerate launch`, this process's GPU
-        self.scorer = self._build(seed)
-        params = [p for p in self.scorer.parameters() if p.requires_grad]
-        head = list(self.scorer.head.parameters())
-        body = [p for p in self.scorer.body.parameters() if p.requires_grad]
-        groups = [{"params": body, "lr": c.lr}, {"params": head, "lr": c.head_lr}]
-        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=c.lr, weight_decay=c.weight_decay)
-        # accelerate's prepared scheduler advances num_processes times per optimiser step
-        total = c.steps * accelerator.num_processes
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1.0 - step / total))
-        texts = self.prompts(train)
-        targets = torch.from_numpy(target_matrix(train, self.resources.vocabs["drug"]).astype(np.float32))
-        loader = torch.utils.data.DataLoader(range(len(train)), batch_size=c.batch_size, shuffle=True,
-                                             generator=torch.Generator().manual_seed(seed), drop_last=False)
-        scorer, optimizer, loader, schedule = accelerator.prepare(self.scorer, optimizer, loader, schedule)
-        scorer.train()
-        if not c.lora:
-            accelerator.unwrap_model(scorer).body.eval()  # frozen: no dropout in the LLM
-        report, losses, step, samples = FitReport(), [], 0, 0
-        started = time.perf_counter()
-        with progress.task(f"fit {self.name}", total=c.steps) as bar:
-            while step < c.steps:
-                for indices in loader:
-                    with accelerator.accumulate(scorer):
-                        batch = self._inputs([texts[i] for i in indices.tolist()])
-                        logits = scorer(**batch)
-                        loss = torch.nn.functional.binary_cross_entropy_with_logits(
-                            logits, targets[indices.cpu()].to(logits.device))
-                        accelerator.backward(loss)
-                        optimizer.step()
-                        schedule.step()
-                        optimizer.zero_grad()
-                    losses.append(float(loss.detach()))
-                    samples += len(indices)
-                    if accelerator.sync_gradients:
-                        step += 1
-                        bar.advance(1, status=f"step {step} loss {np.mean(losses[-c.grad_accum * 10:]):.4f}")
-                        if step % 10 == 0 or step == c.steps:
-                            report.history.append({"step": step, "train_loss": float(np.mean(losses[-c.grad_accum * 10:]))})
-                        if step >= c.steps:
-                            break
-        # no validation pass while training: valid_seconds stays None; every process trains on as many
-        # samples (accelerate's even batches)
-        report.train_seconds = time.perf_counter() - started
-        report.train_samples = samples * accelerator.num_processes
-        self.scorer = accelerator.unwrap_model(scorer)
-        report.epochs = -(-step * c.batch_size * c.grad_accum // max(len(train), 1))
-        report.notes = {"steps": step, "prompts_seen": step * c.batch_size * c.grad_accum,
-                        "train_samples": len(train), "trainable_params": int(sum(p.numel() for p in params))}
-        return report
+    def use_checkpoints(self, folder: Path) -> None:
+        """Write training checkpoints into `folder` and resume from the latest there (the runner's)."""
+        self.checkpoints = folder
 
     # --- inference ------------------------------------------------------------------------------
-    @torch.no_grad()
     def _forward_all(self, samples: Sequence[Sample], features: bool) -> np.ndarray:
+        return self._forward_texts(self.prompts(samples) if samples else [], features)
+
+    @torch.no_grad()
+    def _forward_texts(self, texts: Sequence[str], features: bool) -> np.ndarray:
         width = self.hidden_size if features else self.resources.n_drugs
-        out = np.zeros((len(samples), width), dtype=np.float32)
-        if not samples:
+        out = np.zeros((len(texts), width), dtype=np.float32)
+        if not texts:
             return out
         self.scorer.eval()
-        texts = self.prompts(samples)
         order = length_sorted(texts)
-        size = self.config.predict_batch_size
+        size = self.config.predict_batch_size * (GPU_PREDICT_SCALE if self._auto_gpu() else 1)
         with torch.autocast(self.device.type, dtype=_autocast_dtype(self.device), enabled=self.device.type == "cuda"):
             for start in range(0, len(order), size):
                 rows = order[start:start + size]
@@ -240,19 +216,30 @@ class LeaderTeacher(BaseRecommender):
                 out[rows] = values.float().cpu().numpy()
         return out
 
+    def _auto_gpu(self) -> bool:
+        """`device=auto` found a GPU: larger inference batches (and training micro-batches, see
+        leader.teacher_training.batch_shape)."""
+        return self.config.device == "auto" and self.device.type == "cuda"
+
     def predict_proba(self, samples: Sequence[Sample]) -> np.ndarray:
         """float32 [n, n_drugs]."""
         return self._forward_all(samples, features=False)
 
+    def score_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """float32 [n, n_drugs] for prompts already built (the validation passes build them once)."""
+        return self._forward_texts(texts, features=False)
+
     def hidden_features(self, samples: Sequence[Sample]) -> np.ndarray:
-        """float32 [n, hidden]: the pooled last-layer state the output layer reads (what the student
-        distils, docs/leader.md#distillation)."""
+        """float32 [n, hidden]: the pooled last-layer state the output layer reads, before any
+        `feature_norm` (what the student distils, docs/leader.md#distillation)."""
         return self._forward_all(samples, features=True)
 
     # --- state ----------------------------------------------------------------------------------
     def state(self) -> dict[str, np.ndarray]:
-        """The output layer and, with LoRA, the adapter weights (the frozen base is not saved)."""
-        state = {"head.weight": self.scorer.head.weight.detach().cpu().numpy()}
+        """The output layer (weight, and bias with head_bias), the feature norm's parameters or running
+        mean, and with LoRA the adapter weights (the frozen base is not saved)."""
+        state = {f"{part}.{k}": v.detach().cpu().numpy().copy() for part in ("head", "norm")
+                 for k, v in getattr(self.scorer, part).state_dict().items()}
         if self.config.lora:
             from peft import get_peft_model_state_dict
 
@@ -261,7 +248,9 @@ class LeaderTeacher(BaseRecommender):
         return state
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
-        self.scorer.head.weight.data.copy_(torch.from_numpy(state["head.weight"]))
+        for part in ("head", "norm"):
+            getattr(self.scorer, part).load_state_dict({k.removeprefix(part + "."): torch.from_numpy(v.copy())
+                                                        for k, v in state.items() if k.startswith(part + ".")})
         if self.config.lora:
             from peft import set_peft_model_state_dict
 

@@ -40,10 +40,10 @@ def test_teacher_with_smollm2_trains_evaluates_and_exports_features(data, tmp_pa
     from leader.teacher import LeaderTeacher
 
     record, folder = run(RunOptions(model="leader-teacher", dataset="synthetic-small",
-                                    overrides={"base_model": SMOLLM2, "steps": "2"}, results_dir=tmp_path / "results",
+                                    overrides={"base_model": SMOLLM2, "steps": "2", "valid_prompts": "4"}, results_dir=tmp_path / "results",
                                     timing=TimingOptions(latency_samples=2, min_seconds=0.0), threads=1), Progress())
     assert (folder / "run.json").is_file()
-    assert record["fit"]["notes"]["steps"] == 2
+    assert record["fit"]["notes"]["steps"] == 2 and [h["step"] for h in record["fit"]["history"]] == [0, 2]
     prauc = record["metrics"]["all"]["prauc"]["mean"]
     assert prauc is not None and 0.0 <= prauc <= 1.0
     print(f"\nleader-teacher smollm2 steps=2: prauc {prauc:.4f}, fit {record['timing']['fit_seconds']:.1f} s, "

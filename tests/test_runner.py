@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from bench.errors import UserError
 from bench.progress import Progress
 from bench.results import latest_runs, read_predictions, read_runs
 from bench.runner import RunOptions, run
@@ -37,6 +38,21 @@ def test_every_protocol_predicts_every_test_visit(tmp_path):
     assert set(predictions.visit_index) > {0}
     entry = every["metrics"]
     assert entry["single_visit"]["n"] + entry["multi_visit"]["n"] == entry["all"]["n"]
+
+
+def test_train_protocol_last_gives_one_training_sample_per_training_patient(tmp_path, small_bundle):
+    from bench.data import make_samples
+    from bench.splits import split_patients
+
+    last, _ = run(quick(tmp_path, model="popular", train_protocol="last"), Progress())
+    every, _ = run(quick(tmp_path, model="popular"), Progress())
+    train = split_patients(small_bundle.patients, "random", 0, "8:1:1").train
+    assert last["dataset"]["n_train"] == last["split"]["patients"]["train"] == len(train)
+    assert every["dataset"]["n_train"] == len(make_samples(train, "every")) > len(train)
+    assert (last["train_protocol"], every["train_protocol"]) == ("last", "every")
+    assert last["dataset"]["n_test"] == every["dataset"]["n_test"]  # evaluation follows --protocol only
+    with pytest.raises(UserError, match="--train-protocol must be one of last, every, got 'all'"):
+        run(quick(tmp_path, model="popular", train_protocol="all"), Progress())
 
 
 def test_latest_run_per_model_and_dataset(tmp_path):

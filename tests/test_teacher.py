@@ -156,23 +156,28 @@ def test_features_do_not_depend_on_padding(fitted, data, pooling):
 
 
 def test_training_lowers_the_loss(data):
-    """12 full-batch LoRA steps on 8 fixed samples: BCE on them falls clearly (deterministic, seed 0)."""
+    """12 full-batch LoRA steps (12 epochs of one step) on 8 fixed samples: BCE on them falls clearly
+    (deterministic, seed 0); without validation samples the history logs the loss every eval_every steps."""
     train = data["train"]
     targets = target_matrix(train, data["resources"].vocabs["drug"])
-    model = teacher(data["resources"], steps=12, batch_size=8, grad_accum=1, lr="1e-3", max_tokens=128)
+    model = teacher(data["resources"], epochs=12, steps=0, eval_every=10, batch_size=8, grad_accum=1, lr="1e-3",
+                    max_tokens=128)
     before = bce(model.predict_proba(train), targets)
     report = model.fit(train, [], seed=0, progress=Progress())
     after = bce(model.predict_proba(train), targets)
     assert after < before - 0.05, (before, after)
-    assert [h["step"] for h in report.history] == [10, 12]
-    assert report.history[-1]["train_loss"] < report.history[0]["train_loss"]
+    assert [h["step"] for h in report.history] == [0, 10, 12]
+    assert [h["valid_prauc"] for h in report.history] == [None] * 3 and report.history[0]["train_loss"] is None
+    assert report.history[-1]["train_loss"] < report.history[1]["train_loss"]
     assert report.notes["steps"] == 12 and report.notes["prompts_seen"] == 12 * 8
+    assert report.notes["stopped_by"] == "epochs" and report.epochs == 12 and report.best_valid_prauc is None
 
 
 def test_grad_accumulation_counts_optimiser_steps(data):
-    model = teacher(data["resources"], steps=2, batch_size=2, grad_accum=2)
+    model = teacher(data["resources"], epochs=1, steps=0, batch_size=2, grad_accum=2)
     report = model.fit(data["train"], [], seed=0, progress=Progress())
     assert report.notes["steps"] == 2 and report.notes["prompts_seen"] == 8
+    assert (report.notes["micro_batch"], report.notes["grad_accum"], report.notes["effective_batch"]) == (2, 2, 4)
     # training speed: the samples of every micro-batch; no validation pass while training
     assert report.train_samples == 8 and report.train_seconds > 0 and report.valid_seconds is None
     assert report.train_samples_per_s() > 0 and report.valid_time_share() is None

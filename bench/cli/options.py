@@ -35,6 +35,8 @@ SplitSeed = Annotated[int, typer.Option("--split-seed", help="fixes the random p
                                                              "training seed")]
 Threshold = Annotated[float, typer.Option(help="probability at or above which a drug is predicted")]
 Protocol = Annotated[str, typer.Option(help="last: one sample per patient (its last visit); every: every visit")]
+TrainProtocol = Annotated[str, typer.Option(help="training samples: every: every visit of a training patient; "
+                                                  "last: its last visit only (LEADER's data construction)")]
 Split = Annotated[str, typer.Option(help="random (seeded, by patient) | leader | gamenet")]
 Ratios = Annotated[str, typer.Option(help="train:valid:test patient ratios for random and leader splits")]
 Threads = Annotated[int, typer.Option(help="torch CPU threads (default: torch's choice); recorded in run.json")]

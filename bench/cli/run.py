@@ -8,8 +8,8 @@ from rich.table import Table
 
 from bench.cli.console import print_warnings, stdout_console, user_errors
 from bench.cli.options import (AllowModifiedRecorded, DataDir, Dataset, Model, ModelSet, PrepSet, Protocol, Ratios,
-                                Resources, ResultsDir, Seed, Seeds, Split, SplitSeed, Threads, Threshold, run_options,
-                                seed_list)
+                                Resources, ResultsDir, Seed, Seeds, Split, SplitSeed, Threads, Threshold, TrainProtocol,
+                                run_options, seed_list)
 
 
 def run(
@@ -21,6 +21,7 @@ def run(
     set_: ModelSet = None,
     threshold: Threshold = 0.5,
     protocol: Protocol = "last",
+    train_protocol: TrainProtocol = "every",
     split: Split = "random",
     ratios: Ratios = "8:1:1",
     results_dir: ResultsDir = Path("results"),
@@ -46,7 +47,8 @@ def run(
 
         chosen_seeds = seed_list(seed, seeds)
         options = run_options(model=model, dataset=dataset, seed=seed, split_seed=split_seed, set_=set_,
-                              threshold=threshold, protocol=protocol, split=split, ratios=ratios,
+                              threshold=threshold, protocol=protocol, train_protocol=train_protocol,
+                              split=split, ratios=ratios,
                               results_dir=results_dir, data_dir=data_dir, resources=resources, prep_set=prep_set,
                               threads=threads, allow_modified=allow_modified)
         if chosen_seeds is None:
