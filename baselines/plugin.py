@@ -29,5 +29,6 @@ PLUGIN = Plugin(
         ModelEntry("molerec", "baselines.molerec:MoleRec",
                    "GRUs over visits; GIN molecules, set-transformer substructures, molecule-substructure attention",
                    "Yang et al., WWW 2023"),
+        ModelEntry("cognet", "baselines.cognet:COGNet", "generates the drug set by beam search, copying earlier visits' drugs or predicting new ones (no PRAUC)", "Wu et al., WWW 2022"),
     ),
 )
