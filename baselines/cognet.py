@@ -64,7 +64,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.cognet_layers import (AttentionPool, DrugMemory, MedDecoderLayer, attendable, copy_distribution,
+from baselines.cognet_layers import (AttentionPool, DrugMemory, MedDecoderLayer, SetEncoderLayer, copy_distribution,
                                      mixed_log_probs)
 from baselines.gamenet import normalized_adjacency
 from baselines.set_beam_search import BeamResult, beam_search
@@ -184,8 +184,8 @@ class COGNetModule(nn.Module):
         self.drug_embedding = nn.Embedding(n_drugs + 3, d, padding_idx=n_drugs + 2)
         self.embedding_dropout = Dropout(config.embedding_dropout)
 
-        def encoder() -> nn.TransformerEncoderLayer:
-            return nn.TransformerEncoderLayer(d, config.heads, config.encoder_ffn, config.dropout, batch_first=True)
+        def encoder() -> SetEncoderLayer:
+            return SetEncoderLayer(d, config.heads, config.encoder_ffn, config.dropout)
 
         self.diag_encoder, self.proc_encoder, self.drug_encoder = encoder(), encoder(), encoder()
         self.diag_pool, self.proc_pool = AttentionPool(d), AttentionPool(d)
@@ -195,7 +195,7 @@ class COGNetModule(nn.Module):
         self.copy_query = nn.Linear(d, d)
         self.switch = nn.Linear(d, 1)
 
-    def _encode_sets(self, embedding: nn.Embedding, encoder: nn.TransformerEncoderLayer, ids: torch.Tensor,
+    def _encode_sets(self, embedding: nn.Embedding, encoder: SetEncoderLayer, ids: torch.Tensor,
                      present: torch.Tensor, used: torch.Tensor) -> torch.Tensor:
         """Encode each set of ids [B, V, L] (present bool [B, V, L]) whose `used` [B, V] is True with
         `encoder`, over its present items only: [B, V, L, d] (zero for unused sets)."""
@@ -204,7 +204,7 @@ class COGNetModule(nn.Module):
         if len(rows) == 0:   # e.g. no earlier drugs anywhere in the batch
             return self.drug_embedding.weight.new_zeros(batch, visits, width, self.drug_embedding.embedding_dim)
         x = self.embedding_dropout(embedding(ids.reshape(-1, width)[rows]))
-        encoded = encoder(x, src_key_padding_mask=~attendable(present.reshape(-1, width)[rows]))
+        encoded = encoder(x, present.reshape(-1, width)[rows])
         out = x.new_zeros(batch * visits, width, x.shape[-1]).index_copy(0, rows, encoded)
         return out.view(batch, visits, width, -1)
 

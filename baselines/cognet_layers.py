@@ -44,6 +44,30 @@ class AttentionPool(nn.Module):
         return torch.einsum("nl,nld->nd", weights, x)
 
 
+class SetEncoderLayer(nn.Module):
+    """One post-norm transformer encoder layer over a set of codes (torch's TransformerEncoderLayer
+    with ReLU, which the released code uses with `ffn` 2048), computed at the present codes only:
+        x = LN1(x + dropout(SelfAttn(x)))  with absent keys masked,
+        x = LN2(x + dropout(FFN(x))),      FFN = Linear(d, ffn) -> ReLU -> dropout -> Linear(ffn, d).
+    x [N, L, d], present bool [N, L] -> [N, L, d], zero at absent positions. Only the attention runs on
+    the padded tensor; the norms and the feed-forward run on the P present codes ([P, d]), since the
+    padded positions' outputs are never read: the same values there, without the padding's cost."""
+
+    def __init__(self, dim: int, heads: int, ffn: int, dropout: float):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.ffn = nn.Sequential(nn.Linear(dim, ffn), nn.ReLU(), Dropout(dropout), nn.Linear(ffn, dim))
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.dropout = Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        attended = self.attn(x, x, x, key_padding_mask=~attendable(present), need_weights=False)[0]
+        real = present.reshape(-1).nonzero(as_tuple=True)[0]
+        flat = self.norm1(x.reshape(-1, x.shape[-1])[real] + self.dropout(attended.reshape(-1, x.shape[-1])[real]))
+        flat = self.norm2(flat + self.dropout(self.ffn(flat)))
+        return x.new_zeros(x.shape[0] * x.shape[1], x.shape[-1]).index_copy(0, real, flat).view_as(x)
+
+
 class DrugMemory(nn.Module):
     """Drug memory [D, d] = H_ehr - w * H_ddi, two-layer GCNs over fixed normalised adjacencies
     Â [D, D] (buffers) whose FIRST layer is shared (the released code's `gcn1`, applied to the identity

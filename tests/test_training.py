@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from bench.config import TrainingConfig
-from bench.data import Sample, make_samples, target_matrix
+from bench.data import Patient, Sample, Visit, Vocab, make_samples, target_matrix
 from bench.progress import Progress
 from bench.protocol import FitReport
-from bench.training import fit_minibatch
+from bench.training import fit_minibatch, valid_jaccard
 
 
 class DrugBias(torch.nn.Module):
@@ -100,3 +100,36 @@ def test_validation_sees_every_update_through_a_parameter_cache(small_bundle, fu
     fit_minibatch(module, config, train=train, valid=valid, batch_loss=batch_loss, predict=predict,
                   drug_vocab=small_bundle.drug_vocab, seed=0, progress=Progress(), description="fit", fused_adam=fused)
     assert seen == [True, True, True]
+
+
+def test_valid_jaccard_by_hand():
+    vocab = Vocab(["A", "B", "C"])
+    patients = [Patient(i, (Visit(i, ("d",), ("p",), drugs),)) for i, drugs in enumerate([("A", "B"), ("C",), ()])]
+    valid = make_samples(patients, "last")
+    predicted = np.array([[1, 0, 1], [0, 0, 1], [0, 0, 0]], dtype=np.float32)
+    # {A, C} vs {A, B}: 1/3; {C} vs {C}: 1; both empty: 0 (as bench.metrics)
+    assert valid_jaccard(lambda s: predicted[:len(s)], valid, vocab) == pytest.approx((1 / 3 + 1 + 0) / 3)
+    assert math.isnan(valid_jaccard(lambda s: predicted, [], vocab))
+
+
+def test_early_stopping_on_jaccard_records_it_instead_of_prauc(small_bundle):
+    """valid_metric="jaccard": the history holds valid_jaccard, best_valid_prauc stays None and the
+    notes hold the best Jaccard; scores that never change stop training after 1 + patience epochs."""
+    samples = make_samples(small_bundle.patients, "last")
+    train, valid = samples[:64], samples[64:80]
+    module = DrugBias(len(small_bundle.drug_vocab))
+    everything = np.ones(len(small_bundle.drug_vocab), dtype=np.float32)   # predict every drug
+    truth = target_matrix(valid, small_bundle.drug_vocab)
+    config = TrainingConfig(lr=0.05, epochs=10, batch_size=16, patience=2)
+    report = fit_minibatch(module, config, train=train, valid=valid, batch_loss=lambda i: module.bias.sum() * 0.0,
+                           predict=lambda batch: np.tile(everything, (len(batch), 1)),
+                           drug_vocab=small_bundle.drug_vocab, seed=0, progress=Progress(), description="fit",
+                           valid_metric="jaccard")
+    expected = float((truth.sum(axis=1) / truth.shape[1]).mean())        # |T| / |all drugs| per sample
+    assert report.epochs == 3 and report.best_epoch == 1 and report.best_valid_prauc is None
+    assert [h["valid_jaccard"] for h in report.history] == pytest.approx([expected] * 3)
+    assert "valid_prauc" not in report.history[0] and report.notes["best_valid_jaccard"] == pytest.approx(expected)
+    with pytest.raises(ValueError, match="valid_metric"):
+        fit_minibatch(module, config, train=train, valid=valid, batch_loss=lambda i: module.bias.sum(),
+                      predict=lambda batch: np.tile(everything, (len(batch), 1)), drug_vocab=small_bundle.drug_vocab,
+                      seed=0, progress=Progress(), description="fit", valid_metric="f1")

@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 
+from baselines.cognet import COGNetConfig
 from baselines.gamenet import GAMENetConfig
 from baselines.logreg import LogRegConfig
 from baselines.micron import MICRONConfig
@@ -26,6 +27,7 @@ DEFAULTS = {
     MoleRecConfig: dict(lr=2e-3, weight_decay=0.0, epochs=150, batch_size=64, patience=5, max_visits=20),  # 50 until 2026-12
     MICRONConfig: dict(lr=2e-3, weight_decay=1e-5, epochs=100, batch_size=32, patience=5, max_visits=20),
     RETAINConfig: dict(lr=2e-3, weight_decay=0.0, epochs=100, batch_size=32, patience=5, max_visits=20),
+    COGNetConfig: dict(lr=1e-3, weight_decay=0.0, epochs=200, batch_size=16, patience=10, max_visits=20),
     StudentConfig: dict(lr=5e-4, weight_decay=0.0, epochs=100, batch_size=16, patience=10, max_visits=10),
     DistilledStudentConfig: dict(lr=5e-4, weight_decay=0.0, epochs=100, batch_size=16, patience=10, max_visits=10),
 }
