@@ -113,6 +113,8 @@ class DatasetBundle:
     `meta` records where the data came from and the preprocessing parameters. `generator` is the
     generator's own view of a generated cohort (version 2 of the synthetic cohort: its prescribing
     probabilities, read only by the `oracle` model); None for real data. Not part of the hash.
+    `ddi_nodes`: the drug classes of the vocabulary that the DDI graph knows, with or without a pair
+    (bench.prep.ddi_nodes); None: every class (a generated cohort's own graph covers its classes).
     """
 
     name: str
@@ -124,6 +126,7 @@ class DatasetBundle:
     profile_fields: tuple[str, ...]
     meta: Mapping[str, object] = field(default_factory=dict)
     generator: Any = field(default=None, compare=False, repr=False)
+    ddi_nodes: frozenset[str] | None = None
 
     @property
     def drug_vocab(self) -> Vocab:
@@ -147,9 +150,17 @@ class DatasetBundle:
                 adj[vocab.index[a], vocab.index[b]] = adj[vocab.index[b], vocab.index[a]] = True
         return adj
 
+    def ddi_known(self) -> np.ndarray:
+        """bool [n_drugs]: the drugs the DDI graph knows (`ddi_nodes`; every drug when it is None), the
+        drugs whose pairs a DDI rate can judge."""
+        tokens = self.drug_vocab.tokens
+        if self.ddi_nodes is None:
+            return np.ones(len(tokens), dtype=bool)
+        return np.array([t in self.ddi_nodes for t in tokens], dtype=bool)
+
 
 def content_hash(bundle: DatasetBundle) -> str:
-    """Stable hash over patients, vocabularies, titles, DDI pairs, SMILES and profile fields."""
+    """Stable hash over patients, vocabularies, titles, DDI pairs (and nodes), SMILES and profile fields."""
     digest = hashlib.sha256()
     for patient in bundle.patients:
         for visit in patient.visits:
@@ -165,6 +176,8 @@ def content_hash(bundle: DatasetBundle) -> str:
         "smiles": {k: list(v) for k, v in sorted(bundle.smiles.items())},
         "profile_fields": list(bundle.profile_fields),
     }
+    if bundle.ddi_nodes is not None:   # bundles without a node set (the generated cohorts) keep their hash
+        rest["ddi_nodes"] = sorted(bundle.ddi_nodes)
     digest.update(json.dumps(rest, sort_keys=True, separators=(",", ":")).encode())
     return digest.hexdigest()[:16]
 

@@ -17,6 +17,10 @@ Shapes: ``n`` samples (visits), ``d`` drugs. Per sample, with T the target set a
 * ddi_rate = interacting unordered pairs of P / unordered pairs of P, pooled over samples (0 when
   there are no pairs at all); ddi_rate_true the same on T
 * avg_drugs = |P|, pooled per visit (``med_cnt / visit_cnt`` as in the reference code)
+* ddi_coverage = unordered pairs of P whose two drugs the DDI graph knows (its nodes, with or without an
+  edge: bench.prep.ddi_nodes) / unordered pairs of P, pooled (null when there are no pairs at all): the
+  share of pairs the DDI rate can judge; ddi_coverage_true the same on T. A pair outside the graph never
+  interacts, so the DDI rate is a lower bound when the coverage is below 1
 
 Aggregation: a metric without ``parts`` is the mean of its per-sample values (under the `every`
 protocol: per patient first, then over patients). A metric with ``parts`` (numerator, denominator) is
@@ -34,9 +38,10 @@ from typing import Literal, get_args
 
 import numpy as np
 
-__all__ = ["Inputs", "Metric", "METRICS", "model_metrics", "target_metrics", "average_precision_rows"]
+__all__ = ["Inputs", "Metric", "METRICS", "model_metrics", "target_metrics", "caveat_metrics",
+           "average_precision_rows"]
 
-Need = Literal["sets", "scores", "ddi"]
+Need = Literal["sets", "scores", "ddi", "ddi_nodes"]
 About = Literal["predictions", "targets"]
 PerSample = Callable[["Inputs"], "np.ndarray | tuple[np.ndarray, np.ndarray]"]
 
@@ -46,13 +51,15 @@ class Inputs:
     """Validated inputs of one evaluation and the per-sample counts metrics share.
 
     y_true, y_pred: bool [n, d]; scores: float [n, d] in [0, 1] or None (hard predictions);
-    ddi_adj: bool [d, d], symmetric, False diagonal. Every property is float [n].
+    ddi_adj: bool [d, d], symmetric, False diagonal; ddi_known: bool [d], the drugs the DDI graph knows,
+    or None when not known (then metrics that need "ddi_nodes" are omitted). Every property is float [n].
     """
 
     y_true: np.ndarray
     y_pred: np.ndarray
     scores: np.ndarray | None
     ddi_adj: np.ndarray
+    ddi_known: np.ndarray | None = None
 
     @cached_property
     def hits(self) -> np.ndarray:
@@ -94,6 +101,14 @@ class Inputs:
         x = sets.astype(float)
         k = x.sum(axis=1)
         return ((x @ self.adjacency) * x).sum(axis=1) / 2.0, k * (k - 1) / 2.0  # exact in float64
+
+    def judged_pairs(self, sets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(unordered pairs of drugs the DDI graph knows, all unordered pairs) of each row of bool [n, d]
+        `sets`, float [n] each (requires ddi_known)."""
+        assert self.ddi_known is not None
+        k = sets.sum(axis=1).astype(float)
+        j = (sets & self.ddi_known).sum(axis=1).astype(float)
+        return j * (j - 1) / 2.0, k * (k - 1) / 2.0
 
 
 def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -142,6 +157,9 @@ class Metric:
         stored and printed, never a column, best value or paired test.
     min_drugs_to_rank: best-value marking only ranks models predicting at least this many drugs per
         visit (a model predicting nothing has no interactions).
+    caveat: says how far another metric can be trusted rather than how good a model is (the share of
+        pairs the DDI graph can judge): stored, a `bench compare` column only when some run's value is
+        below 1, never ranked, paired-tested or in the group and rarity tables.
     """
 
     name: str
@@ -157,6 +175,7 @@ class Metric:
     short: str = ""
     about: About = "predictions"
     min_drugs_to_rank: float = 0.0
+    caveat: bool = False
 
     def __post_init__(self) -> None:
         if not self.needs or not set(self.needs) <= set(get_args(Need)):
@@ -217,12 +236,24 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
            lambda x: x.pairs(x.y_true), parts=("ddi_pairs_true", "all_pairs_true"), empty=0.0, about="targets"),
     Metric("avg_drugs", "#drugs", None, ("sets",), "mean number of predicted drugs per visit", _drugs,
            parts=("avg_drugs", "n_visits"), digits=2),
+    # the denominators are the DDI rates' "all_pairs" / "all_pairs_true": the same numbers
+    Metric("ddi_coverage", "DDI judged", None, ("sets", "ddi_nodes"),
+           "pooled pairs of drugs known to the DDI graph / pairs, predictions", lambda x: x.judged_pairs(x.y_pred),
+           parts=("judged_pairs", "all_pairs"), digits=3, caveat=True),
+    Metric("ddi_coverage_true", "ground-truth DDI judged", None, ("ddi_nodes",),
+           "pooled pairs of drugs known to the DDI graph / pairs, ground truth", lambda x: x.judged_pairs(x.y_true),
+           parts=("judged_pairs_true", "all_pairs_true"), digits=3, about="targets"),
 )}
 
 
 def model_metrics() -> list[Metric]:
     """The metrics of a model's predictions, in registry order: table columns, paired tests, rarity."""
-    return [m for m in METRICS.values() if m.about == "predictions"]
+    return [m for m in METRICS.values() if m.about == "predictions" and not m.caveat]
+
+
+def caveat_metrics() -> list[Metric]:
+    """The metrics of a model's predictions that qualify other metrics (`Metric.caveat`)."""
+    return [m for m in METRICS.values() if m.about == "predictions" and m.caveat]
 
 
 def target_metrics() -> list[Metric]:

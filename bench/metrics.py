@@ -7,7 +7,7 @@ returns what run.json stores.
 
 Shapes: ``n`` samples (visits), ``d`` drugs.  ``y_true``/``y_pred`` are bool
 ``[n, d]``, ``scores`` float ``[n, d]`` in [0, 1], ``ddi_adj`` bool ``[d, d]``
-(symmetric, False diagonal).
+(symmetric, False diagonal), ``ddi_known`` bool ``[d]`` (the drugs the DDI graph knows) or None.
 
 With ``patient_ids`` (GAMENet/SafeDrug "every visit" protocol) mean metrics (jaccard, f1, prauc)
 are averaged per patient then over patients, and pooled metrics (DDI rates, avg_drugs = drugs per
@@ -41,8 +41,9 @@ def _check_matrix(y_true: np.ndarray, name: str, other: np.ndarray) -> None:
 
 
 def _validate(
-    y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray | None, ddi_adj: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray | None, ddi_adj: np.ndarray,
+    ddi_known: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray | None]:
     y_true = _as_binary(y_true, "y_true")
     if y_true.ndim != 2 or y_true.shape[1] == 0:
         raise ValueError(f"y_true must be a 2-D [n, d] matrix with d >= 1, got shape {y_true.shape}")
@@ -61,12 +62,19 @@ def _validate(
         raise ValueError("ddi_adj must be symmetric")
     if ddi_adj.diagonal().any():
         raise ValueError("ddi_adj must have a False diagonal")
-    return y_true, y_pred, scores, ddi_adj
+    if ddi_known is not None:
+        ddi_known = _as_binary(ddi_known, "ddi_known")
+        if ddi_known.shape != (d,):
+            raise ValueError(f"ddi_known must have shape ({d},) to match n_drugs, got {ddi_known.shape}")
+        if (ddi_adj.any(axis=1) & ~ddi_known).any():
+            raise ValueError("ddi_known must hold every drug with a DDI edge")
+    return y_true, y_pred, scores, ddi_adj, ddi_known
 
 
 # --------------------------------------------------------------------------- per sample
 def per_sample_metrics(
-    y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray | None, ddi_adj: np.ndarray
+    y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray | None, ddi_adj: np.ndarray,
+    ddi_known: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Every registered metric per sample.
 
@@ -75,16 +83,21 @@ def per_sample_metrics(
         y_pred: bool/0-1 [n, d] predicted sets.
         scores: float [n, d] in [0, 1] or None (then metrics that need scores, 'prauc', are omitted).
         ddi_adj: bool/0-1 [d, d] symmetric DDI graph with False diagonal.
+        ddi_known: bool/0-1 [d], the drugs the DDI graph knows (a superset of those with an edge), or
+            None (then metrics that need "ddi_nodes", the DDI coverage, are omitted).
 
     Returns:
         float arrays [n], in registry order: a mean metric's values under its name ('jaccard', 'f1',
         'prauc'), a pooled metric's numerator and denominator under its `parts` names ('ddi_pairs',
-        'all_pairs'; 'ddi_pairs_true', 'all_pairs_true'; 'avg_drugs' = |P|, 'n_visits' = 1).
+        'all_pairs'; 'ddi_pairs_true', 'all_pairs_true'; 'avg_drugs' = |P|, 'n_visits' = 1;
+        'judged_pairs', 'judged_pairs_true').
     """
-    inputs = Inputs(*_validate(y_true, y_pred, scores, ddi_adj))
+    inputs = Inputs(*_validate(y_true, y_pred, scores, ddi_adj, ddi_known))
     out: dict[str, np.ndarray] = {}
     for metric in METRICS.values():
         if "scores" in metric.needs and inputs.scores is None:
+            continue
+        if "ddi_nodes" in metric.needs and inputs.ddi_known is None:
             continue
         values = metric.per_sample(inputs)
         if metric.parts is None:
@@ -182,6 +195,7 @@ def evaluate(
     y_pred: np.ndarray | None = None,
     threshold: float = 0.5,
     ddi_adj: np.ndarray,
+    ddi_known: np.ndarray | None = None,
     groups: dict[str, np.ndarray] | None = None,
     patient_ids: np.ndarray | None = None,
     rounds: int = 10,
@@ -195,7 +209,8 @@ def evaluate(
         y_true: bool/0-1 [n, d]. scores: float [n, d] in [0, 1] (y_pred = scores >= threshold).
         y_pred: bool/0-1 [n, d] hard predictions (no scores: prauc is None). Give exactly
             one of ``scores`` / ``y_pred``.
-        ddi_adj: bool [d, d]. groups: name -> bool mask [n] (default {"all": all True}).
+        ddi_adj: bool [d, d]. ddi_known: bool [d] drugs the DDI graph knows, or None (no coverage).
+        groups: name -> bool mask [n] (default {"all": all True}).
         patient_ids: optional [n]; if given, patients are the averaging/resampling units.
         rounds, fraction, replace, seed: each round draws round(fraction * n_units) units
             with ``np.random.default_rng(seed)`` (a fresh generator per group).
@@ -216,7 +231,7 @@ def evaluate(
     if scores is not None:
         scores = np.asarray(scores, dtype=float)
         y_pred = scores >= threshold
-    ps = per_sample_metrics(y_true, y_pred, scores, ddi_adj)
+    ps = per_sample_metrics(y_true, y_pred, scores, ddi_adj, ddi_known)
     n = len(y_pred)
     if groups is None:
         groups = {"all": np.ones(n, dtype=bool)}

@@ -62,7 +62,8 @@ class Predictions:
     run's DDI rates were computed with, so `bench compare --vs` needs nothing but this file (None in files
     written before the graph was stored). `groups`: name -> bool mask [n] of every evaluation group the
     run's metrics hold (bench.groups), so re-scoring needs no dataset (None in files written before the
-    masks were stored)."""
+    masks were stored). `ddi_known`: bool [n_drugs], the drugs the DDI graph knows (the run's DDI coverage;
+    None in files written before it was stored)."""
 
     target: np.ndarray
     predicted: np.ndarray
@@ -72,6 +73,7 @@ class Predictions:
     drugs: tuple[str, ...]
     ddi_adj: np.ndarray | None = None
     groups: Mapping[str, np.ndarray] | None = None
+    ddi_known: np.ndarray | None = None
 
 
 # the group masks are one uint8 tensor [n_groups, n]; its rows' names are in the metadata, in order
@@ -86,6 +88,8 @@ def write_predictions(folder: Path, predictions: Predictions) -> None:
         arrays["scores"] = predictions.scores.astype(np.float32)
     if predictions.ddi_adj is not None:
         arrays["ddi_adj"] = _checked_ddi_adj(predictions.ddi_adj, len(predictions.drugs)).astype(np.uint8)
+    if predictions.ddi_known is not None:
+        arrays["ddi_known"] = _checked_known(predictions.ddi_known, len(predictions.drugs)).astype(np.uint8)
     metadata = {"drugs": json.dumps(list(predictions.drugs))}
     if predictions.groups is not None:
         names, n = list(predictions.groups), len(predictions.target)
@@ -106,13 +110,14 @@ def read_predictions(folder: Path) -> Predictions:
             metadata = handle.metadata()
         drugs = tuple(json.loads(metadata["drugs"]))
         arrays = load_file(str(path))
-        ddi_adj = arrays.get("ddi_adj")
+        ddi_adj, known = arrays.get("ddi_adj"), arrays.get("ddi_known")
         target = arrays["target"].astype(bool)
         return Predictions(target=target, predicted=arrays["predicted"].astype(bool),
                            scores=arrays.get("scores"), patient_id=arrays["patient_id"],
                            visit_index=arrays["visit_index"], drugs=drugs,
                            ddi_adj=None if ddi_adj is None else _checked_ddi_adj(ddi_adj, len(drugs)),
-                           groups=_read_groups(arrays, metadata, len(target)))
+                           groups=_read_groups(arrays, metadata, len(target)),
+                           ddi_known=None if known is None else _checked_known(known, len(drugs)))
     except (OSError, KeyError, TypeError, ValueError, SafetensorError) as exc:
         raise UserError(f"{path}: cannot read the run's predictions ({exc})") from None
 
@@ -128,6 +133,14 @@ def _checked_ddi_adj(adj: np.ndarray, n_drugs: int) -> np.ndarray:
     if (adj != adj.T).any() or adj.diagonal().any():
         raise ValueError("ddi_adj must be symmetric with a False diagonal")
     return adj
+
+
+def _checked_known(known: np.ndarray, n_drugs: int) -> np.ndarray:
+    """`known` as bool [n_drugs]; ValueError unless it has that shape and only 0/1 values."""
+    known = np.asarray(known)
+    if known.shape != (n_drugs,) or not np.isin(known, (0, 1)).all():
+        raise ValueError(f"ddi_known must be 0/1 of shape ({n_drugs},) for the drug columns, got shape {known.shape}")
+    return known.astype(bool)
 
 
 def _checked_groups(masks: np.ndarray, n: int) -> np.ndarray:

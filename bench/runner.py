@@ -217,10 +217,10 @@ def run_model(options: RunOptions, progress: Progress, *, config: Any = None, bu
     targets = target_matrix(test, bundle.drug_vocab)
     patient_ids = np.array([s.patient.id for s in test])
     hard = model.hard_predictions
-    ddi_adj = bundle.ddi_matrix()  # for the metrics and stored with the predictions
+    ddi_adj, ddi_known = bundle.ddi_matrix(), bundle.ddi_known()  # for the metrics and stored with the predictions
     evaluation = metrics.evaluate(
         targets, None if hard else scores, y_pred=(scores >= 0.5) if hard else None,
-        threshold=options.threshold, ddi_adj=ddi_adj,
+        threshold=options.threshold, ddi_adj=ddi_adj, ddi_known=ddi_known,
         groups=groups,
         patient_ids=patient_ids if options.protocol == "every" else None,
         rounds=options.rounds, fraction=options.fraction, replace=options.replace, seed=options.seed)
@@ -234,7 +234,7 @@ def run_model(options: RunOptions, progress: Progress, *, config: Any = None, bu
             target=targets, predicted=scores >= (0.5 if hard else options.threshold),
             scores=None if hard else scores, patient_id=patient_ids,
             visit_index=np.array([s.index for s in test]), drugs=bundle.drug_vocab.tokens, ddi_adj=ddi_adj,
-            groups=groups))
+            groups=groups, ddi_known=ddi_known))
     if writer and options.save_model:
         model.save(folder / "model")
     record = RunRecord(

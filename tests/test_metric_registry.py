@@ -33,7 +33,7 @@ def _inputs(n: int = 30, d: int = 8, seed: int = 0) -> Inputs:
     rng = np.random.default_rng(seed)
     scores = np.round(rng.random((n, d)), 1)
     adj = np.triu(rng.random((d, d)) < 0.3, 1)
-    return Inputs(rng.random((n, d)) < 0.3, scores >= 0.5, scores, adj | adj.T)
+    return Inputs(rng.random((n, d)) < 0.3, scores >= 0.5, scores, adj | adj.T, (adj | adj.T).any(axis=1))
 
 
 def test_every_entry_gives_per_sample_arrays_of_its_declared_kind():

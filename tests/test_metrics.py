@@ -21,7 +21,8 @@ def no_ddi(d):
 
 
 def test_metric_spec_order():
-    assert list(METRICS) == ["jaccard", "f1", "prauc", "ddi_rate", "ddi_rate_true", "avg_drugs"]
+    assert list(METRICS) == ["jaccard", "f1", "prauc", "ddi_rate", "ddi_rate_true", "avg_drugs", "ddi_coverage",
+                             "ddi_coverage_true"]
     assert METRICS["ddi_rate"].higher_is_better is False
     assert METRICS["avg_drugs"].higher_is_better is None
     assert METRICS["prauc"].needs == ("scores",)
@@ -158,7 +159,7 @@ def test_resampling_seeds_and_full_fraction():
     y_true, scores = _random_case(rng, n=60)
     adj = np.triu(rng.random((12, 12)) < 0.2, 1)
     adj = adj | adj.T
-    kw = dict(ddi_adj=adj, rounds=5)
+    kw = dict(ddi_adj=adj, ddi_known=adj.any(axis=1) | (rng.random(12) < 0.5), rounds=5)
     a = evaluate(y_true, scores, seed=7, **kw)
     b = evaluate(y_true, scores, seed=7, **kw)
     c = evaluate(y_true, scores, seed=8, **kw)

@@ -14,6 +14,7 @@ from bench.cli import resources as resources_cli
 from bench.prep.downloads import urllib_transport
 from bench.errors import UserError
 from bench.io import file_sha256
+from bench.prep.ddi_nodes import NODES_FILE
 from bench.prep.drug_knowledge import read_ddi_pairs
 from bench.prep.drug_knowledge_files import RESOURCES, Keep, kept_side_effects
 from tests.conftest import data_path, one_line_error, requires_data
@@ -241,6 +242,16 @@ def test_build_ddi_on_fixture(tmp_path, options, expected):
     assert out_file.read_text() == "atc3_a,atc3_b\n" + "".join(f"{a},{b}\n" for a, b in expected)
     assert list(read_ddi_pairs(out_file)) == expected
     assert f"-> {len(expected)} ATC3 pairs" in out.output
+
+
+def test_build_ddi_writes_the_graphs_classes_beside_the_pairs(tmp_path):
+    out = runner.invoke(app, ["resources", "build-ddi", "--twosides", str(TWOSIDES), "--drug-atc", str(DRUG_ATC),
+                              "--out", str(tmp_path / "ddi.csv"), "--top", "2"])
+    assert out.exit_code == 0, out.output
+    # every compound of the table with an ATC code: CID 1 A02B, 2 N02B, 3 C10A and C07A, 4 B01A and N02B,
+    # 5 M01A (CID 9 has none); B01A has no pair among the 2 rarest types but is a class of the graph
+    assert (tmp_path / NODES_FILE).read_text() == "atc3\nA02B\nB01A\nC07A\nC10A\nM01A\nN02B\n"
+    assert f"6 ATC3 classes in {tmp_path / NODES_FILE}" in out.output.replace("\n", "")
 
 
 def test_build_ddi_default_out_is_the_current_folder(tmp_path, monkeypatch):

@@ -21,7 +21,7 @@ from rich.table import Table
 
 from bench.analysis.reference import base_model, source
 from bench.analysis.seed_rows import missing_seeds_notes, seeds_of, uncertainty_kind, uncertainty_note
-from bench.metric_registry import Metric, model_metrics
+from bench.metric_registry import Metric, caveat_metrics, model_metrics
 from bench.registry import models
 from bench.timing import BELOW_FLAGS, BELOW_RESOLUTION, TIMING_VERSION, timing_version
 
@@ -82,6 +82,17 @@ def metric_columns() -> tuple[list[Column], list[Column]]:
             [column(m, group) for m in metrics for group in m.groups if group != "all"])
 
 
+def caveat_columns(runs: list[dict[str, Any]]) -> list[Column]:
+    """A column for each caveat metric (bench.metric_registry: the share of predicted pairs the DDI graph
+    can judge) on all test samples, only when some run's value is below 1: elsewhere it says nothing."""
+    shown = []
+    for metric in caveat_metrics():
+        get = _metric("all", metric.name)
+        if any((value := get(r)[0]) is not None and value < 1 for r in runs):
+            shown.append(Column(metric.name, metric.label, get, None, metric.digits))
+    return shown
+
+
 ORACLE_SHARE = Column("prauc_of_oracle", "PRAUC / oracle", lambda r: (r.get("prauc_of_oracle"), None), "high", 3)
 
 
@@ -104,11 +115,12 @@ def with_oracle_share(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return shown
 
 
-def columns(oracle_share: bool = False) -> tuple[Column, ...]:
-    """Every column of the comparison: the registry's metric columns, then (with an oracle run) each PRAUC
-    as a share of the oracle's, the metrics on other groups, then the timing columns."""
+def columns(oracle_share: bool = False, caveats: tuple[Column, ...] = ()) -> tuple[Column, ...]:
+    """Every column of the comparison: the registry's metric columns and the `caveats` shown
+    (caveat_columns), then (with an oracle run) each PRAUC as a share of the oracle's, the metrics on
+    other groups, then the timing columns."""
     main, by_group = metric_columns()
-    return (*main, *((ORACLE_SHARE,) if oracle_share else ()), *by_group, *TIMING_COLUMNS)
+    return (*main, *caveats, *((ORACLE_SHARE,) if oracle_share else ()), *by_group, *TIMING_COLUMNS)
 
 
 OLD_TIMING_COLUMNS = ("latency_ms_p50", "throughput_per_s")   # marked when timed before timing version 2
@@ -197,13 +209,32 @@ PINNED_DDI_NOTE = ("DDI rates of MIMIC datasets use the pinned DDI graph, GAMENe
                    "kept for comparability with the published numbers (docs/datasets.md#the-ddi-graph).")
 
 
+def coverage_note(runs: list[dict[str, Any]]) -> str | None:
+    """What "DDI judged" means and the ground truth's share per dataset, when some run's share is below 1."""
+    if not any(col.key == "ddi_coverage" for col in caveat_columns(runs)):
+        return None
+    truth: dict[str, set[float]] = {}
+    for record in runs:
+        point = (record["metrics"].get("all", {}).get("ddi_coverage_true") or {})
+        value = point.get("point", point.get("mean"))   # a seed row holds the mean of its runs' points
+        if value is not None:
+            truth.setdefault(record["dataset"]["name"], set()).add(round(value, 3))
+    # runs of one dataset made with different DDI graphs (resources) disagree: their range
+    shares = "; ".join(f"{name} " + "-".join(f"{v:.3f}" for v in sorted({min(values), max(values)}))
+                       for name, values in sorted(truth.items()))
+    return ("DDI judged: the share of predicted drug pairs whose two drugs the DDI graph knows; a pair outside "
+            "the graph never counts as interacting, so below 1 the DDI rate is a lower bound "
+            "(docs/evaluation.md#ddi-coverage)" + (f". Ground truth: {shares}." if shares else "."))
+
+
 def footnotes(runs: list[dict[str, Any]]) -> list[str]:
     """The notes a table of `runs` needs: the old-timing dagger when a run was timed by version 1, the
-    pinned DDI graph's known filter when a run read the drug-knowledge resources, and seed groups with
-    runs missing."""
+    pinned DDI graph's known filter when a run read the drug-knowledge resources, the DDI coverage when
+    a run's is below 1, and seed groups with runs missing."""
     old = [OLD_TIMING_NOTE] if any(timing_version(r) < TIMING_VERSION for r in runs) else []
     ddi = [PINNED_DDI_NOTE] if any(r.get("resources") for r in runs) else []
-    return old + ddi + missing_seeds_notes(runs)
+    coverage = coverage_note(runs)
+    return old + ddi + ([coverage] if coverage else []) + missing_seeds_notes(runs)
 
 
 def _csv_cells(cell: Cell) -> tuple[Any, Any]:
@@ -217,11 +248,12 @@ def render(runs: list[dict[str, Any]], fmt: str) -> str | Group:
     """The comparison as two rich Tables (`table`) or as Markdown / CSV / LaTeX text. Where a dataset has an
     oracle run (a generated cohort's ceiling) every row also shows its PRAUC as a share of the oracle's."""
     runs = with_oracle_share(runs)
-    cols = columns(oracle_share=any("prauc_of_oracle" in r for r in runs))
+    caveats = tuple(caveat_columns(runs))
+    cols = columns(oracle_share=any("prauc_of_oracle" in r for r in runs), caveats=caveats)
     rows = build_rows(runs, cols)
     notes = footnotes(runs)
     if fmt == "table":
-        n_main = len(metric_columns()[0])
+        n_main = len(metric_columns()[0]) + len(caveats)
         cost = _rich_table(rows, "single- vs multi-visit (mean) and cost", cols, range(n_main, len(cols)),
                            with_std=False)
         if notes:

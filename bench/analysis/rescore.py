@@ -40,7 +40,8 @@ def rescore(record: dict[str, Any], threshold: float) -> dict[str, Any]:
     groups = dict(preds.groups) if preds.groups is not None else visit_groups(preds.visit_index)
     resampling = record["resampling"]
     evaluation = metrics.evaluate(
-        preds.target, preds.scores, threshold=threshold, ddi_adj=preds.ddi_adj, groups=groups,
+        preds.target, preds.scores, threshold=threshold, ddi_adj=preds.ddi_adj, ddi_known=preds.ddi_known,
+        groups=groups,
         patient_ids=preds.patient_id if record["protocol"] == "every" else None,
         rounds=resampling["rounds"], fraction=resampling["fraction"], replace=resampling["replace"],
         seed=record["seed"])

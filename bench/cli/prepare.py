@@ -47,6 +47,12 @@ def print_summary(name: str, content_hash: str, meta: dict) -> None:
         table.add_row(f"{kind} codes", f"{n:,} (avg {summary['avg_codes_per_visit'][kind]:.2f} per visit)")
     table.add_row("single-visit patients", f"{summary['single_visit_share']:.1%}")
     table.add_row("ground-truth DDI rate", f"{summary['ddi_rate_ground_truth']:.4f}")
+    if "drugs_in_ddi_graph" in summary:   # bundles prepared before the DDI graph's nodes were kept lack it
+        source = f", nodes: {meta['ddi_nodes_source']}" if "ddi_nodes_source" in meta else ""
+        table.add_row("drug classes in the DDI graph", f"{summary['drugs_in_ddi_graph']:,}/{summary['codes']['drug']:,}"
+                      f"{source}")
+    if summary.get("ddi_coverage_ground_truth") is not None:
+        table.add_row("ground-truth pairs the DDI graph judges", f"{summary['ddi_coverage_ground_truth']:.1%}")
     if "ndc_coverage_distinct" in summary:
         counts = meta["counts"]
         table.add_row("NDC mapping coverage (distinct)",

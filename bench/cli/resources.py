@@ -10,6 +10,7 @@ from rich.table import Table
 from bench.cli.console import stdout_console, user_errors
 from bench.prep.downloads import Transport, urllib_transport
 from bench.errors import UserError
+from bench.prep.ddi_nodes import NODES_FILE, edge_classes, write_nodes
 from bench.prep.drug_knowledge import ENV_VAR, default_resources, locate_resources
 from bench.prep.drug_knowledge_files import (ALLOW_MODIFIED, BAD, DIFFERS, MISSING, OK, Keep, build_ddi, differs_summary,
                                   failure_summary, fetch_all, verify_folder, write_ddi_pairs)
@@ -52,7 +53,8 @@ _BUILD_HELP = (
     "types but sorted by frequency and kept the 40 LEAST frequent (GAMENet issue #18): --keep rarest --top 40 "
     "(the default) reproduces that, --keep most-frequent keeps the most frequent. Rows of the kept types map both "
     "drugs to their ATC3 classes (all combinations); the output is the sorted unordered pairs, without duplicates "
-    "or self pairs.\n\n"
+    "or self pairs. ddi_nodes_atc3.csv beside it lists the graph's classes: those of every compound in the "
+    "TWOSIDES table, with or without a kept pair (what the DDI coverage metric counts as known).\n\n"
     "Example: bench resources build-ddi --twosides drug-DDI.csv --drug-atc medkb/drug-atc.csv "
     "--out medkb/ddi_pairs_atc3.csv")
 
@@ -111,9 +113,12 @@ def build_ddi_command(
                 raise UserError(f"{option} {path}: no such file")
         built = build_ddi(twosides, drug_atc, keep, top)
         write_ddi_pairs(out, built.pairs)
+        nodes_out = out.with_name(NODES_FILE)
+        write_nodes(nodes_out, built.nodes | edge_classes(built.pairs))
     console = stdout_console()
     console.print(f"kept {len(built.kept_types)} of {built.side_effect_types:,} side-effect types ({keep.value}), "
-                  f"{built.rows_kept:,} TWOSIDES rows -> {len(built.pairs):,} ATC3 pairs in {out}", highlight=False)
+                  f"{built.rows_kept:,} TWOSIDES rows -> {len(built.pairs):,} ATC3 pairs in {out}; "
+                  f"{len(built.nodes | edge_classes(built.pairs)):,} ATC3 classes in {nodes_out}", highlight=False)
     if not built.pairs:
         console.print(f"[yellow]warning:[/] no pair: do the STITCH ids of {twosides.name} (e.g. CID000002173) "
                       f"appear in {drug_atc.name}?", highlight=False)

@@ -1,4 +1,4 @@
-"""The prepared-bundle cache: Parquet (visits) + JSON (vocabularies, titles, DDI, SMILES, meta).
+"""The prepared-bundle cache: Parquet (visits) + JSON (vocabularies, titles, DDI pairs and nodes, SMILES, meta).
 
 A bundle lives in `<cache>/<key>/`, where the key hashes the dataset name, every preprocessing
 parameter and the sha256 of every input file, so a changed parameter or input never reuses a stale
@@ -81,7 +81,8 @@ def store_bundle(bundle: DatasetBundle, key: str, cache_dir: Path | None = None)
         rest = {"name": bundle.name, "hash": bundle.hash, "profile_fields": list(bundle.profile_fields),
                 "vocabs": {k: list(v.tokens) for k, v in bundle.vocabs.items()},
                 "titles": bundle.titles, "ddi_pairs": [list(p) for p in bundle.ddi_pairs],
-                "smiles": {k: list(v) for k, v in bundle.smiles.items()}, "meta": bundle.meta}
+                "smiles": {k: list(v) for k, v in bundle.smiles.items()}, "meta": bundle.meta,
+                "ddi_nodes": None if bundle.ddi_nodes is None else sorted(bundle.ddi_nodes)}
         (tmp / BUNDLE_FILE).write_text(json.dumps(rest), encoding="utf-8")
         if target.exists() and cached_bundle(key, cache_dir) is not None:
             shutil.rmtree(tmp)  # another process prepared the same key meanwhile: identical content
@@ -115,7 +116,8 @@ def cached_bundle(key: str, cache_dir: Path | None = None) -> DatasetBundle | No
         bundle = DatasetBundle(
             name=rest["name"], patients=tuple(patients), vocabs={k: Vocab(v) for k, v in rest["vocabs"].items()},
             titles=rest["titles"], ddi_pairs=tuple(tuple(p) for p in rest["ddi_pairs"]),
-            smiles={k: tuple(v) for k, v in rest["smiles"].items()}, profile_fields=tuple(fields), meta=rest["meta"])
+            smiles={k: tuple(v) for k, v in rest["smiles"].items()}, profile_fields=tuple(fields), meta=rest["meta"],
+            ddi_nodes=None if rest["ddi_nodes"] is None else frozenset(rest["ddi_nodes"]))
         return bundle if bundle.hash == rest["hash"] else None
     except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, pl.exceptions.PolarsError):
         return None  # unreadable or of another shape: prepared again (and the entry replaced)

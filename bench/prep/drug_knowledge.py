@@ -139,7 +139,8 @@ def is_atc3(code: str) -> bool:
 @dataclass(frozen=True)
 class MedKB:
     """The loaded drug knowledge. ndc2rxcui: NDC11 -> RXCUI; rxcui2atc4: RXCUI -> ATC4;
-    atc_names: ATC code -> name; ddi_pairs: ATC3 pairs; smiles: ATC3 -> SMILES."""
+    atc_names: ATC code -> name; ddi_pairs: ATC3 pairs; smiles: ATC3 -> SMILES; ddi_nodes: the ATC3 classes
+    the DDI graph knows, with or without a pair, and ddi_nodes_source: how they were found (bench.prep.ddi_nodes)."""
 
     folder: Path
     ndc2rxcui: dict[str, str]
@@ -147,6 +148,8 @@ class MedKB:
     atc_names: dict[str, str]
     ddi_pairs: tuple[tuple[str, str], ...]
     smiles: dict[str, tuple[str, ...]]
+    ddi_nodes: frozenset[str] = frozenset()
+    ddi_nodes_source: str = "edges"
 
     def ndc_to_atc3(self) -> dict[str, str]:
         """NDC11 -> ATC3 (first 4 characters of the RXCUI's ATC4), for the NDCs that map."""
@@ -159,6 +162,11 @@ class MedKB:
 
 
 def load_medkb(folder: Path) -> MedKB:
+    from bench.io import file_sha256
+    from bench.prep.ddi_nodes import graph_nodes   # deferred: it imports this module
+
+    pairs = read_ddi_pairs(folder / DDI_PAIRS)
+    nodes, source = graph_nodes(folder, pairs, file_sha256(folder / DDI_PAIRS))
     return MedKB(folder=folder, ndc2rxcui=read_ndc2rxcui(folder / NDC2RXCUI),
                  rxcui2atc4=read_rxcui2atc4(folder / NDC2ATC4_ZIP), atc_names=read_atc_names(folder / ATC_NAMES),
-                 ddi_pairs=read_ddi_pairs(folder / DDI_PAIRS), smiles=read_smiles(folder / SMILES))
+                 ddi_pairs=pairs, smiles=read_smiles(folder / SMILES), ddi_nodes=nodes, ddi_nodes_source=source)

@@ -298,10 +298,14 @@ def kept_side_effects(counts: Mapping[str, int], keep: Keep, top: int) -> list[s
 
 @dataclass(frozen=True)
 class DdiBuild:
+    """pairs: the unordered ATC3 pairs; nodes: the ATC3 classes of every compound in the TWOSIDES table
+    (any side-effect type), the classes the graph knows with or without a pair (bench.prep.ddi_nodes)."""
+
     pairs: tuple[tuple[str, str], ...]
     side_effect_types: int
     kept_types: tuple[str, ...]
     rows_kept: int
+    nodes: frozenset[str] = frozenset()
 
 
 def build_ddi(twosides: Path, drug_atc: Path, keep: Keep = Keep.RAREST, top: int = 40) -> DdiBuild:
@@ -314,11 +318,16 @@ def build_ddi(twosides: Path, drug_atc: Path, keep: Keep = Keep.RAREST, top: int
     them unspecified). Rows of the kept types map both drugs to their ATC3 classes (first 4 characters
     of every ATC code of the CID in drug-atc.csv, all combinations); the result is the sorted,
     deduplicated unordered pairs without self pairs. Unlike GAMENet, pairs are not restricted to a
-    dataset's drug vocabulary. Two streaming passes (count, then filter), so the 232 MB file is never
+    dataset's drug vocabulary. The graph's nodes are the ATC3 classes of every compound of the table,
+    whatever its side effects (a class without a kept pair is known not to interact). Two streaming passes (count, then filter), so the 232 MB file is never
     held in memory. Tested only on a small fixture: the raw TWOSIDES file is not available here.
     """
     cid2atc3 = {cid: frozenset(code[:4] for code in codes) for cid, codes in read_drug_atc(drug_atc).items()}
-    counts = Counter(effect for _, _, effect in _twosides_rows(twosides))
+    counts: Counter[str] = Counter()
+    compounds: set[str] = set()
+    for a, b, effect in _twosides_rows(twosides):
+        counts[effect] += 1
+        compounds.update((a, b))
     if not counts:
         raise UserError(f"{twosides}: no rows under the header {','.join(TWOSIDES_HEADER)}")
     kept = kept_side_effects(counts, keep, top)
@@ -327,7 +336,8 @@ def build_ddi(twosides: Path, drug_atc: Path, keep: Keep = Keep.RAREST, top: int
         if effect in wanted:
             rows_kept += 1
             pairs.update(tuple(sorted((x, y))) for x in cid2atc3.get(a, ()) for y in cid2atc3.get(b, ()) if x != y)
-    return DdiBuild(tuple(sorted(pairs)), len(counts), tuple(kept), rows_kept)
+    nodes = frozenset(code for cid in compounds for code in cid2atc3.get(cid, ()))
+    return DdiBuild(tuple(sorted(pairs)), len(counts), tuple(kept), rows_kept, nodes)
 
 
 def write_ddi_pairs(out: Path, pairs: tuple[tuple[str, str], ...]) -> None:

@@ -24,6 +24,7 @@ from bench.config import apply_overrides
 from bench.data import DatasetBundle, Patient, Visit, build_vocabs, group_visits
 from bench.prep.data_fetch import default_data_dir
 from bench.errors import UserError
+from bench.prep.ddi_nodes import edge_classes
 from bench.prep.drug_knowledge import MedKB, load_medkb, resources_dir
 from bench.io import file_sha256
 from bench.prep.mimic_tables import (RawTable, collect, detect_release, find_table, ndc_needs_padding,
@@ -32,7 +33,7 @@ from bench.registry import DatasetCard, dataset_cards
 from bench.prep.drug_knowledge_files import check_for_use
 from bench.prep.summary import bundle_summary
 
-PREPARE_VERSION = 3  # part of the cache key: bump when the output (bundle or counts) changes
+PREPARE_VERSION = 4  # part of the cache key: bump when the output (bundle or counts) changes
 
 
 @dataclass(frozen=True)
@@ -274,9 +275,11 @@ def prepare_mimic(name: str, fmt: str, data_dir: Path, kb: MedKB, params: MimicP
     bundle = DatasetBundle(
         name=name, patients=tuple(patients), vocabs=vocabs, titles=titles,
         ddi_pairs=tuple(p for p in kb.ddi_pairs if p[0] in drugs and p[1] in drugs),
+        ddi_nodes=frozenset(drugs & (kb.ddi_nodes | edge_classes(kb.ddi_pairs))),
         smiles={c: kb.smiles[c] for c in sorted(drugs) if c in kb.smiles},
         profile_fields=spec.profile_fields,
         meta={"source": fmt, "data_dir": str(data_dir), "resources": str(kb.folder), "params": asdict(params),
+              "ddi_nodes_source": kb.ddi_nodes_source,
               "prepare_version": PREPARE_VERSION, "counts": counts, "warnings": warnings,
               "inputs": _inputs({**tables, **{f"d_{k}": t for k, t in d_tables.items()}}, data_dir, digests)})
     return replace(bundle, meta={**bundle.meta, "summary": bundle_summary(bundle)})
