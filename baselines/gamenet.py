@@ -81,7 +81,7 @@ class GAMENetConfig(HistoryTrainingConfig):
     dataset; `--set lr=2e-4 --set batch_size=1` is the paper's setting). `gcn_dropout` 0.3 is the
     released code's dropout between the two GCN layers. `max_visits` caps the history fed to the
     GRUs (the last visits are kept). `epochs` is a cap of 100 (the paper: 40): early stopping with
-    `patience` 5 on validation PRAUC decides, since at 40 epochs the model was still improving on
+    `patience` 10 on validation PRAUC decides, since at 40 epochs the model was still improving on
     the synthetic cohort (best epoch 37-39 of 40, seeds 0-2)."""
 
     lr: float = 1e-3

@@ -80,7 +80,7 @@ class MICRONConfig(HistoryTrainingConfig):
     BCE and margin terms, term weights 0.25 (margin 0.25 x 0.05), DDI term above a predicted DDI rate of
     0.08, thresholds add 0.8 / remove 0.2. The released code trains with RMSprop at lr 2e-4, one update
     per patient, for 40 epochs; here Adam on batches of 32 samples at lr 2e-3 (chosen on synthetic-small's
-    validation PRAUC), at most 100 epochs with patience 5. `max_visits` bounds the `chain` sum."""
+    validation PRAUC), at most 100 epochs with patience 10. `max_visits` bounds the `chain` sum."""
 
     lr: float = 2e-3
     weight_decay: float = 1e-5

@@ -62,7 +62,7 @@ class RETAINConfig(HistoryTrainingConfig):
     MoleRec tables report (the RETAIN paper used 128 on its heart-failure task; PyHealth defaults to
     128; the SafeDrug-era benchmarks all use 64). lr 2e-3 for batches of 32 samples (the released code:
     Adam 5e-4, one update per patient), chosen on synthetic-small's validation PRAUC; at most 100 epochs
-    with patience 5 (the released code trains 40). `embedding_init` "uniform": code embeddings drawn
+    with patience 10 (the released code trains 40). `embedding_init` "uniform": code embeddings drawn
     from U(-0.1, 0.1), as the released GAMENet, SafeDrug and MICRON code draw theirs; "normal" is
     torch's N(0, 1), what the released RETAIN leaves in place (on synthetic-small, seeds 0-2, its
     summed visit vectors are ~10x larger and test PRAUC drops from 0.60 to 0.54-0.57)."""

@@ -3,10 +3,11 @@
 # oracle first) on DATASET (default: synthetic), one run per training seed (SEEDS, default 0,1,2) on
 # the split of split seed 0, one torch thread each, written under OUT (default: results/sweep).
 # Two lanes in parallel on two cores:  MODELS="leader-student-nokd" scripts/reference-sweep.sh &
-#                                      MODELS="oracle popular logreg logreg-current gamenet safedrug molerec" scripts/reference-sweep.sh
+#                                      MODELS="oracle popular logreg logreg-current retain gamenet safedrug micron molerec" scripts/reference-sweep.sh
+# COGNet (beam search, about an hour per seed here) is run apart: MODELS=cognet SEEDS=... scripts/reference-sweep.sh
 # Then copy each run's run.json and predictions.safetensors (and seed-groups/) into results/reference/.
 set -euo pipefail
-MODELS=${MODELS:-oracle popular logreg logreg-current gamenet safedrug molerec leader-student-nokd}
+MODELS=${MODELS:-oracle popular logreg logreg-current retain gamenet safedrug micron molerec leader-student-nokd}
 DATASET=${DATASET:-synthetic}
 SEEDS=${SEEDS:-0,1,2}
 OUT=${OUT:-results/sweep}

@@ -22,11 +22,11 @@ from leader.student import DistilledStudentConfig, StudentConfig
 # base default must not move a model's figures.
 DEFAULTS = {
     LogRegConfig: dict(lr=1e-2, weight_decay=1e-5, epochs=100, batch_size=128, patience=3),  # 30 until 2026-12
-    GAMENetConfig: dict(lr=1e-3, weight_decay=0.0, epochs=100, batch_size=32, patience=5, max_visits=20),  # 40 until 2026-12
-    SafeDrugConfig: dict(lr=2e-3, weight_decay=0.0, epochs=100, batch_size=32, patience=5, max_visits=20),  # 60 until 2026-12
-    MoleRecConfig: dict(lr=2e-3, weight_decay=0.0, epochs=150, batch_size=64, patience=5, max_visits=20),  # 50 until 2026-12
-    MICRONConfig: dict(lr=2e-3, weight_decay=1e-5, epochs=100, batch_size=32, patience=5, max_visits=20),
-    RETAINConfig: dict(lr=2e-3, weight_decay=0.0, epochs=100, batch_size=32, patience=5, max_visits=20),
+    GAMENetConfig: dict(lr=1e-3, weight_decay=0.0, epochs=100, batch_size=32, patience=10, max_visits=20),  # epochs 40, patience 5 until 2026-12
+    SafeDrugConfig: dict(lr=2e-3, weight_decay=0.0, epochs=100, batch_size=32, patience=10, max_visits=20),  # epochs 60, patience 5 until 2026-12
+    MoleRecConfig: dict(lr=2e-3, weight_decay=0.0, epochs=150, batch_size=64, patience=10, max_visits=20),  # epochs 50, patience 5 until 2026-12
+    MICRONConfig: dict(lr=2e-3, weight_decay=1e-5, epochs=100, batch_size=32, patience=10, max_visits=20),
+    RETAINConfig: dict(lr=2e-3, weight_decay=0.0, epochs=100, batch_size=32, patience=10, max_visits=20),
     COGNetConfig: dict(lr=1e-3, weight_decay=0.0, epochs=200, batch_size=16, patience=10, max_visits=20),
     StudentConfig: dict(lr=5e-4, weight_decay=0.0, epochs=100, batch_size=16, patience=10, max_visits=10),
     DistilledStudentConfig: dict(lr=5e-4, weight_decay=0.0, epochs=100, batch_size=16, patience=10, max_visits=10),
