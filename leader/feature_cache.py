@@ -104,7 +104,7 @@ def _precision(teacher) -> str:
     from leader.teacher import _autocast_dtype
 
     if teacher.device.type != "cuda":
-        return "float32"
+        return "bfloat16-autocast" if teacher.scorer.cpu_bf16 else "float32"
     return str(_autocast_dtype(teacher.device)).removeprefix("torch.")
 
 

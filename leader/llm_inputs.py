@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
+import numpy as np
 import torch
 
 Pooling = Literal["last", "mean"]
@@ -58,3 +59,28 @@ def pool_hidden(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: Poo
 def length_sorted(texts: Sequence[str]) -> list[int]:
     """Indices of `texts` by length, longest first: batching similar lengths wastes less padding."""
     return sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+
+
+def length_bucketed_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int = 0,
+                            pool_batches: int = 16) -> list[list[int]]:
+    """One epoch of training batches: lists of indices into `lengths` (token counts), every index
+    exactly once, each batch of prompts of similar length so that padding to the batch's longest
+    wastes little.
+
+    The indices are shuffled, cut into pools of `pool_batches` x `batch_size`, each pool sorted by
+    length and cut into batches, and the batches shuffled again: which prompts meet in a pool, and
+    the order of batches, stay random; only neighbours in length share a batch. `pool_batches=1`
+    gives plain random batches. The same (seed, epoch) gives the same batches; the last batch of the
+    last pool may be short (no prompt is dropped).
+    """
+    if batch_size < 1 or pool_batches < 1:
+        raise ValueError(f"batch_size and pool_batches must be >= 1, got {batch_size}, {pool_batches}")
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(lengths)).tolist()
+    pool = batch_size * pool_batches
+    batches: list[list[int]] = []
+    for start in range(0, len(order), pool):
+        ranked = sorted(order[start:start + pool], key=lambda i: lengths[i])
+        batches += [ranked[j:j + batch_size] for j in range(0, len(ranked), batch_size)]
+    return [batches[k] for k in rng.permutation(len(batches)).tolist()]
+

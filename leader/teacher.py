@@ -36,10 +36,11 @@ from bench.io import atomic_write_text
 from bench.model_base import BaseRecommender
 from bench.progress import Progress
 from bench.protocol import FitReport, Resources
-from leader.base_models import load_tokenizer, quiet_transformers, resolve_base_model
-from leader.llm_inputs import Pooling, encode_prompts, length_sorted, pool_hidden
-from leader.prompts import fit_prompts
-from leader.teacher_head import FeatureNorm, HeadBias, feature_norm_layer
+from leader.base_models import load_tokenizer
+from leader.drug_scorer import DrugScorer, build_scorer
+from leader.llm_inputs import encode_prompts, length_sorted
+from leader.prompts import FittedPrompt, fit_prompts
+from leader.teacher_head import FeatureNorm, HeadBias
 from leader.teacher_training import parse_budget, train_teacher
 
 # peft 0.21 still calls a transformers 5.x property that warns on every model wrap; nothing to act on.
@@ -94,6 +95,11 @@ class TeacherConfig:
     predict_batch_size: int = 16
     gradient_checkpointing: bool = False
     device: str = "auto"
+    # --- training speed (docs/leader.md#training-speed) ---
+    lora_layers: int = 0          # LoRA on the top K decoder layers only; 0: every layer (the paper)
+    prefix_cache_mb: int = 2048   # per-prompt states of the frozen lower layers kept in memory; 0: none
+    bucket_batches: int = 16      # batches of similar prompt length drawn from pools of this many; 1: random
+    cpu_bf16: Literal["auto", "on", "off"] = "auto"  # bf16 autocast on CPU; auto: where the CPU has bf16
 
     def __post_init__(self) -> None:
         checks = {"lora_r >= 1": self.lora_r >= 1, "lora_alpha > 0": self.lora_alpha > 0,
@@ -106,29 +112,12 @@ class TeacherConfig:
                   "pooling last|mean": self.pooling in ("last", "mean"),
                   "padding_side left|right": self.padding_side in ("left", "right"),
                   "predict_batch_size >= 1": self.predict_batch_size >= 1,
-                  "lora_targets not empty": bool(self.lora_targets.strip())}
+                  "lora_targets not empty": bool(self.lora_targets.strip()),
+                  "lora_layers >= 0": self.lora_layers >= 0, "prefix_cache_mb >= 0": self.prefix_cache_mb >= 0,
+                  "bucket_batches >= 1": self.bucket_batches >= 1,
+                  "cpu_bf16 auto|on|off": self.cpu_bf16 in ("auto", "on", "off")}
         require(checks, "leader-teacher")
         parse_budget(self.budget)  # ValueError naming the option and the expected form
-
-
-class DrugScorer(torch.nn.Module):
-    """The LLM body (no LM head) and LEADER's output layer: prompts -> pooled hidden [B, H] -> feature
-    norm (identity unless `feature_norm`) -> logits [B, D] (a bias only with `head_bias`)."""
-
-    def __init__(self, body: torch.nn.Module, hidden: int, n_drugs: int, pooling: Pooling, *,
-                 head_bias: bool = False, feature_norm: FeatureNorm = "none"):
-        super().__init__()
-        self.body = body
-        self.norm = feature_norm_layer(feature_norm, hidden)
-        self.head = torch.nn.Linear(hidden, n_drugs, bias=head_bias)
-        self.pooling = pooling
-
-    def features(self, input_ids, attention_mask, position_ids) -> torch.Tensor:
-        out = self.body(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids)
-        return pool_hidden(out.last_hidden_state, attention_mask, self.pooling).float()
-
-    def forward(self, input_ids, attention_mask, position_ids) -> torch.Tensor:
-        return self.head(self.norm(self.features(input_ids, attention_mask, position_ids)))
 
 
 class LeaderTeacher(BaseRecommender):
@@ -151,33 +140,18 @@ class LeaderTeacher(BaseRecommender):
 
     # --- model ----------------------------------------------------------------------------------
     def _build(self, seed: int) -> DrugScorer:
-        from transformers import AutoModel
-
-        quiet_transformers()
-        torch.manual_seed(seed)
-        c = self.config
-        body = AutoModel.from_pretrained(resolve_base_model(c.base_model), dtype=torch.float32)
-        for p in body.parameters():
-            p.requires_grad_(False)
-        if c.lora:
-            from peft import LoraConfig, get_peft_model
-
-            body = get_peft_model(body, LoraConfig(
-                r=c.lora_r, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout, bias="none",
-                target_modules=[t.strip() for t in c.lora_targets.split(",") if t.strip()]))
-        if c.gradient_checkpointing:
-            body.gradient_checkpointing_enable()
-            body.enable_input_require_grads()
-        return DrugScorer(body, body.config.hidden_size, self.resources.n_drugs, c.pooling,
-                          head_bias=c.head_bias == "prior", feature_norm=c.feature_norm).to(self.device)
+        return build_scorer(self.config, self.resources.n_drugs, seed).to(self.device)
 
     @property
     def hidden_size(self) -> int:
         return self.scorer.head.in_features
 
-    def prompts(self, samples: Sequence[Sample]) -> list[str]:
+    def fitted_prompts(self, samples: Sequence[Sample]) -> list[FittedPrompt]:
         c = self.config
-        return [p.text for p in fit_prompts(samples, self.resources.titles, self.tokenizer, c.max_tokens, c.max_history)]
+        return fit_prompts(samples, self.resources.titles, self.tokenizer, c.max_tokens, c.max_history)
+
+    def prompts(self, samples: Sequence[Sample]) -> list[str]:
+        return [p.text for p in self.fitted_prompts(samples)]
 
     def _inputs(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         batch = encode_prompts(self.tokenizer, texts, max_tokens=self.config.max_tokens,
@@ -200,7 +174,9 @@ class LeaderTeacher(BaseRecommender):
         return self._forward_texts(self.prompts(samples) if samples else [], features)
 
     @torch.no_grad()
-    def _forward_texts(self, texts: Sequence[str], features: bool) -> np.ndarray:
+    def _forward_texts(self, texts: Sequence[str], features: bool, cached: bool = False) -> np.ndarray:
+        """Scores (or features) in length-sorted batches; `cached`: through the frozen-layer cache
+        (`DrugScorer`), for repeated passes over the same prompts (the fixed validation subset)."""
         width = self.hidden_size if features else self.resources.n_drugs
         out = np.zeros((len(texts), width), dtype=np.float32)
         if not texts:
@@ -211,8 +187,11 @@ class LeaderTeacher(BaseRecommender):
         with torch.autocast(self.device.type, dtype=_autocast_dtype(self.device), enabled=self.device.type == "cuda"):
             for start in range(0, len(order), size):
                 rows = order[start:start + size]
-                batch = self._inputs([texts[i] for i in rows])
-                values = self.scorer.features(**batch) if features else torch.sigmoid(self.scorer(**batch))
+                chosen = [texts[i] for i in rows]
+                keys = chosen if cached else None
+                batch = self._inputs(chosen)
+                values = (self.scorer.features(**batch, keys=keys) if features
+                          else torch.sigmoid(self.scorer(**batch, keys=keys)))
                 out[rows] = values.float().cpu().numpy()
         return out
 
@@ -225,9 +204,10 @@ class LeaderTeacher(BaseRecommender):
         """float32 [n, n_drugs]."""
         return self._forward_all(samples, features=False)
 
-    def score_texts(self, texts: Sequence[str]) -> np.ndarray:
-        """float32 [n, n_drugs] for prompts already built (the validation passes build them once)."""
-        return self._forward_texts(texts, features=False)
+    def score_texts(self, texts: Sequence[str], cached: bool = False) -> np.ndarray:
+        """float32 [n, n_drugs] for prompts already built (the validation passes build them once and
+        score them `cached`)."""
+        return self._forward_texts(texts, features=False, cached=cached)
 
     def hidden_features(self, samples: Sequence[Sample]) -> np.ndarray:
         """float32 [n, hidden]: the pooled last-layer state the output layer reads, before any

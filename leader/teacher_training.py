@@ -1,4 +1,4 @@
-"""LEADER(T)'s training loop: epochs of shuffled prompts, validation PRAUC on a fixed subset, the best
+"""LEADER(T)'s training loop: epochs of shuffled prompts (batches of similar length), validation PRAUC on a fixed subset, the best
 adapter and output layer kept, early stopping, a wall-clock budget, and checkpoints to resume from.
 
 Training stops at the first of: `epochs` passes over the training prompts, `steps` optimiser steps
@@ -36,6 +36,7 @@ from bench.data import Sample, target_matrix
 from bench.progress import Progress
 from bench.protocol import FitReport
 from bench.training import seed_everything, valid_prauc
+from leader.llm_inputs import length_bucketed_batches
 from leader.teacher_head import start_at_prior
 
 if TYPE_CHECKING:
@@ -56,14 +57,6 @@ def parse_budget(text: str) -> float | None:
     if match is None or float(match[1]) <= 0:
         raise ValueError(f"budget {text!r}: expected a positive duration with a unit, like 45m, 90s or 1.5h")
     return float(match[1]) * _UNIT_SECONDS[match[2]]
-
-
-def epoch_batches(n: int, batch_size: int, *, seed: int, epoch: int) -> list[list[int]]:
-    """One epoch's micro-batches: positions into the training samples in an order shuffled by (seed,
-    epoch); the last one may be smaller. The only place batches are formed (a length-bucketed order can
-    replace it), and a pure function of its arguments, so a resumed run draws the same batches."""
-    order = np.random.default_rng([seed, epoch]).permutation(n)
-    return [order[i:i + batch_size].tolist() for i in range(0, n, batch_size)]
 
 
 def step_groups(batches: list[list[int]], grad_accum: int, rank: int = 0, world: int = 1) -> list[list[list[int]]]:
@@ -130,7 +123,15 @@ def train_teacher(model: LeaderTeacher, train: list[Sample], valid: list[Sample]
         start_at_prior(model.scorer.head, targets.numpy())
     micro, accum = batch_shape(c, model.device)
     world, rank = accelerator.num_processes, accelerator.process_index
-    per_epoch = len(step_groups(epoch_batches(len(train), micro, seed=seed, epoch=0), accum, rank, world))
+    fitted = model.fitted_prompts(train)
+    texts, lengths = [p.text for p in fitted], [p.n_tokens for p in fitted]
+
+    def epoch_batches(epoch: int) -> list[list[int]]:
+        """The only place batches are formed: a pure function of (seed, epoch), so a resumed run draws
+        the same batches; prompts of similar length share a batch (`bucket_batches`)."""
+        return length_bucketed_batches(lengths, micro, seed=seed, epoch=epoch, pool_batches=c.bucket_batches)
+
+    per_epoch = len(step_groups(epoch_batches(0), accum, rank, world))
     if per_epoch == 0:
         raise ValueError(f"leader-teacher: {len(train)} training samples give no optimiser step on {world} processes")
     planned = per_epoch * c.epochs if not c.steps else min(c.steps, per_epoch * c.epochs)
@@ -143,7 +144,6 @@ def train_teacher(model: LeaderTeacher, train: list[Sample], valid: list[Sample]
     optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=c.lr, weight_decay=c.weight_decay)
     # accelerate's prepared scheduler advances num_processes times per optimiser step
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1.0 - s / (planned * world)))
-    texts = model.prompts(train)
     checking = valid_subset(list(valid), c.valid_prompts, seed)
     valid_texts = model.prompts(checking)
 
@@ -165,7 +165,8 @@ def train_teacher(model: LeaderTeacher, train: list[Sample], valid: list[Sample]
         total, value = sum(map(len, group)), 0.0
         for j, rows in enumerate(group):
             with nullcontext() if j == len(group) - 1 else accelerator.no_sync(wrapped):
-                logits = wrapped(**model._inputs([texts[i] for i in rows]))
+                chosen = [texts[i] for i in rows]  # also the keys of the frozen-layer cache
+                logits = wrapped(**model._inputs(chosen), keys=chosen)
                 loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets[rows].to(logits.device))
                 accelerator.backward(loss * (len(rows) / total))
             value += float(loss.detach()) * len(rows) / total
@@ -182,7 +183,7 @@ def train_teacher(model: LeaderTeacher, train: list[Sample], valid: list[Sample]
         started = time.perf_counter()
         score = None
         if checking:
-            score = valid_prauc(lambda _: model.score_texts(valid_texts), checking, vocab)
+            score = valid_prauc(lambda _: model.score_texts(valid_texts, cached=True), checking, vocab)
             set_train_mode()
         reserve = time.perf_counter() - started
         state.valid_seconds += reserve
@@ -210,7 +211,7 @@ def train_teacher(model: LeaderTeacher, train: list[Sample], valid: list[Sample]
             validate(None)  # step 0: the untrained teacher (the prior, with head_bias=prior)
         losses: list[float] = []
         while not state.stop:
-            batches = epoch_batches(len(train), micro, seed=seed, epoch=state.epoch)
+            batches = epoch_batches(state.epoch)
             epoch_groups = step_groups(batches, accum, rank, world)
             while state.group < len(epoch_groups) and not state.stop:
                 started = time.perf_counter()

@@ -14,9 +14,10 @@ from bench.metrics import average_precision_rows
 from bench.progress import Progress
 from bench.splits import split_patients
 from leader import teacher_training
+from leader.llm_inputs import length_bucketed_batches
 from leader.teacher import LeaderTeacher
 from leader.teacher_head import RunningCenter, prior_logits
-from leader.teacher_training import epoch_batches, parse_budget, step_groups, valid_subset
+from leader.teacher_training import parse_budget, step_groups, valid_subset
 
 SMOKE = dict(LeaderTeacher.smoke_options)
 
@@ -47,10 +48,11 @@ def test_parse_budget_units_and_one_line_errors(data):
 
 
 def test_epoch_batches_and_step_groups():
-    batches = epoch_batches(10, 4, seed=3, epoch=0)
-    assert [len(b) for b in batches] == [4, 4, 2] and sorted(sum(batches, [])) == list(range(10))
-    assert epoch_batches(10, 4, seed=3, epoch=0) == batches          # a function of (seed, epoch)
-    assert epoch_batches(10, 4, seed=3, epoch=1) != batches
+    """Batches come from leader.llm_inputs.length_bucketed_batches (tests/test_teacher_speed.py)."""
+    batches = length_bucketed_batches([5] * 10, 4, seed=3, epoch=0, pool_batches=1)
+    assert sorted(len(b) for b in batches) == [2, 4, 4] and sorted(sum(batches, [])) == list(range(10))
+    assert length_bucketed_batches([5] * 10, 4, seed=3, epoch=0, pool_batches=1) == batches  # (seed, epoch)
+    assert length_bucketed_batches([5] * 10, 4, seed=3, epoch=1, pool_batches=1) != batches
     b = [[0], [1], [2], [3], [4]]
     assert step_groups(b, 2) == [[[0], [1]], [[2], [3]], [[4]]]
     assert step_groups(b, 1, rank=0, world=2) == [[[0]], [[2]]]        # 5 groups: 4 usable on 2 processes
