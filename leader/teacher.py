@@ -11,11 +11,15 @@ trains the output layer alone.
 Training (leader/teacher_training.py): AdamW, linear decay, optimiser steps of `batch_size` x
 `grad_accum` prompts for `epochs` (capped by `steps`, a wall-clock `budget` and early stopping on
 validation PRAUC), the best validation checkpoint kept, through `accelerate` (one process here;
-several GPUs under `accelerate launch`), fp32 on CPU, bf16 (else fp16) autocast on a GPU. The paper's
+several GPUs under `accelerate launch`), fp32 on CPU (bf16 autocast where the CPU has native bf16,
+`cpu_bf16`), bf16 (else fp16) autocast on a GPU. The paper's
 settings: `--set steps=3000 batch_size=4 grad_accum=8 max_tokens=2048` (MIMIC-IV: steps=4000) with
 base_model=PATH to LLaMA-7B on GPUs; the defaults here are sized so that smollm2-135m on `synthetic`
 trains, evaluates and is timed in about half an hour on 2 CPU cores (see `TeacherConfig`).
 `head_bias=prior` and `feature_norm` are not in the paper (leader/teacher_head.py).
+Batches hold prompts of similar length (`bucket_batches`); `lora_layers=K` adapts the top K layers
+only and caches the frozen layers' states per prompt (leader/drug_scorer.py, leader/frozen_prefix.py;
+docs/leader.md#training-speed).
 """
 
 from __future__ import annotations
@@ -66,7 +70,8 @@ class TeacherConfig:
     paper's single learning rate); the LoRA weights use `lr` 2e-4 as in the paper. `max_history` 3
     as in the paper. `pooling`: `last` (the paper) or `mean` over the prompt's tokens. `head_bias`
     (`none`: the paper; `prior`: a bias started at the training prior's logits, weight at zero) and
-    `feature_norm` (`none`: the paper; `center`, `layernorm`) are not in the paper.
+    `feature_norm` (`none`: the paper; `center`, `layernorm`) are not in the paper. The speed options
+    at the end: docs/leader.md#training-speed (`lora_layers` 0 keeps the paper's LoRA on every layer).
     """
 
     base_model: str = "smollm2-135m"
