@@ -18,7 +18,7 @@ from bench.splits import split_patients
 from leader import feature_cache
 from leader.drug_scorer import use_cpu_bf16
 from leader.frozen_prefix import PrefixCache, decoder_of, lower_states, stored_form, upper_states
-from leader.llm_inputs import BucketedBatches, length_bucketed_batches
+from leader.llm_inputs import BucketedBatches, encode_prompts, length_bucketed_batches
 from leader.teacher import LeaderTeacher
 
 SMOKE = dict(LeaderTeacher.smoke_options)  # tiny-llama (2 layers, hidden 64)
@@ -107,9 +107,10 @@ def test_lora_layers_adapts_only_the_top_layers(top_lora, data):
         teacher(data["resources"], lora_layers=3)
 
 
-def test_split_forward_equals_full_forward(top_lora):
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_split_forward_equals_full_forward(top_lora, side):
     texts = ["Fever", "Acute pancreatitis and more of it", "Cough, chest pain"]  # lengths differ: padding
-    batch = top_lora._inputs(texts)
+    batch = encode_prompts(top_lora.tokenizer, texts, max_tokens=64, padding_side=side)
     model = decoder_of(top_lora.scorer.body)
     with torch.no_grad():
         full = top_lora.scorer.body(**batch).last_hidden_state
@@ -127,6 +128,7 @@ def test_cache_reuse_gives_identical_features(top_lora, data):
     cold = top_lora._forward_all(samples, features=True, cached=True)
     cache = top_lora.scorer.cache
     assert (cache.hits, cache.misses, len(cache.states)) == (0, len(set(texts)), len(set(texts)))
+    assert all(state.dtype == torch.float16 for state in cache.states.values())  # half the memory of fp32
     warm = top_lora._forward_all(samples, features=True, cached=True)
     np.testing.assert_array_equal(warm, cold)
     assert cache.hits == len(samples)
