@@ -1,5 +1,7 @@
-"""LEADER(T)'s training loop: epochs of shuffled prompts (batches of similar length), validation PRAUC on a fixed subset, the best
-adapter and output layer kept, early stopping, a wall-clock budget, and checkpoints to resume from.
+"""LEADER(T)'s training loop: epochs of shuffled prompts (in batches of similar length), validation
+PRAUC on a fixed subset, the best adapter and output layer kept, early stopping, a wall-clock budget,
+and checkpoints to resume from. The frozen layers' per-prompt cache (`lora_layers`,
+leader/frozen_prefix.py) serves later epochs and the repeated validation passes.
 
 Training stops at the first of: `epochs` passes over the training prompts, `steps` optimiser steps
 (0: no cap), `patience` validation passes without a better PRAUC (0: never early), and the `budget`

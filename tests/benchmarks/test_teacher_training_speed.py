@@ -149,6 +149,7 @@ def test_teacher_inference_and_split_forward(benchmark, setup, speed_note):
         for name, p in model.scorer.body.named_parameters():
             if "lora_B" in name:
                 p.copy_(torch.randn(p.shape, generator=generator) * 0.01)
+    texts = model.prompts(samples)
     rates: dict[str, list[float]] = {"full": [], "cached_cold": [], "cached_warm": []}
 
     def timed(call) -> float:
@@ -160,12 +161,12 @@ def test_teacher_inference_and_split_forward(benchmark, setup, speed_note):
         model.scorer.cache.states.clear()
         model.scorer.cache.bytes = 0
         rates["full"].append(timed(lambda: model.predict_proba(samples)))
-        rates["cached_cold"].append(timed(lambda: model._forward_all(samples, features=False, cached=True)))
-        rates["cached_warm"].append(timed(lambda: model._forward_all(samples, features=False, cached=True)))
+        rates["cached_cold"].append(timed(lambda: model.score_texts(texts, cached=True)))
+        rates["cached_warm"].append(timed(lambda: model.score_texts(texts, cached=True)))
 
     benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
     exact = model.hidden_features(samples)
-    cached = model._forward_all(samples, features=True, cached=True)
+    cached = model._forward_texts(texts, features=True, cached=True)
     relative = float(np.linalg.norm(cached - exact, axis=1).max() / np.linalg.norm(exact, axis=1).min())
     assert relative < 1e-3, relative
     # split forward == full forward in fp32 (no cache rounding) on the real model
