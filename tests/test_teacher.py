@@ -12,28 +12,20 @@ from safetensors import safe_open
 
 from bench.data import make_samples, target_matrix
 from bench.errors import UserError
-from bench.loading import build_resources
 from bench.progress import Progress
-from bench.splits import split_patients
 from leader import feature_cache, prompts
 from leader.base_models import TINY_VERSION, load_tokenizer, resolve_base_model
 from leader.llm_inputs import encode_prompts, last_token_index, pool_hidden, position_ids
 from leader.teacher import LeaderTeacher
 
-SMOKE = dict(LeaderTeacher.smoke_options)  # tiny-llama, 256-token budget
-
-
-def teacher(resources, **options) -> LeaderTeacher:
-    return LeaderTeacher.from_options({**SMOKE, **{k: str(v) for k, v in options.items()}}, resources)
+from tests.teacher_helpers import teacher, teacher_data
 
 
 
 @pytest.fixture(scope="module")
 def data(small_bundle):
-    split = split_patients(small_bundle.patients, "random", seed=0)
-    resources = build_resources(small_bundle, split.train, LeaderTeacher.needs)
-    return {"bundle": small_bundle, "resources": resources,
-            "train": make_samples(split.train, "every")[:8], "test": make_samples(split.test, "last")[:8]}
+    base = teacher_data(small_bundle)
+    return base | {"test": make_samples(base["split"].test, "last")[:8]}
 
 
 @pytest.fixture(scope="module")

@@ -12,28 +12,20 @@ import torch
 
 from bench.data import make_samples
 from bench.errors import UserError
-from bench.loading import build_resources
 from bench.progress import Progress
-from bench.splits import split_patients
 from leader import feature_cache
 from leader.drug_scorer import use_cpu_bf16
 from leader.frozen_prefix import PrefixCache, decoder_of, lower_states, stored_form, upper_states
 from leader.llm_inputs import encode_prompts, length_bucketed_batches
 from leader.teacher import LeaderTeacher
 
-SMOKE = dict(LeaderTeacher.smoke_options)  # tiny-llama (2 layers, hidden 64)
-
-
-def teacher(resources, **options) -> LeaderTeacher:
-    return LeaderTeacher.from_options({**SMOKE, **{k: str(v) for k, v in options.items()}}, resources)
+from tests.teacher_helpers import teacher, teacher_data
 
 
 @pytest.fixture(scope="module")
 def data(small_bundle):
-    split = split_patients(small_bundle.patients, "random", seed=0)
-    resources = build_resources(small_bundle, split.train, LeaderTeacher.needs)
-    return {"bundle": small_bundle, "resources": resources,
-            "train": make_samples(split.train, "every")[:8], "test": make_samples(split.test, "last")[:8]}
+    base = teacher_data(small_bundle)
+    return base | {"test": make_samples(base["split"].test, "last")[:8]}
 
 
 def with_random_adapter(model: LeaderTeacher) -> LeaderTeacher:

@@ -9,29 +9,22 @@ import torch
 
 from bench.data import make_samples, target_matrix
 from bench.errors import UserError
-from bench.loading import build_resources
 from bench.metrics import average_precision_rows
 from bench.progress import Progress
-from bench.splits import split_patients
 from leader import teacher_training
 from leader.llm_inputs import length_bucketed_batches
 from leader.teacher import LeaderTeacher
 from leader.teacher_head import RunningCenter, prior_logits
 from leader.teacher_training import parse_budget, step_groups, valid_subset
 
-SMOKE = dict(LeaderTeacher.smoke_options)
-
-
-def teacher(resources, **options) -> LeaderTeacher:
-    return LeaderTeacher.from_options({**SMOKE, **{k: str(v) for k, v in options.items()}}, resources)
+from tests.teacher_helpers import SMOKE, teacher, teacher_data
 
 
 @pytest.fixture(scope="module")
 def data(small_bundle):
-    split = split_patients(small_bundle.patients, "random", seed=0)
-    resources = build_resources(small_bundle, split.train, LeaderTeacher.needs)
-    return {"resources": resources, "train": make_samples(split.train, "every")[:8],
-            "train16": make_samples(split.train, "last")[:16], "valid": make_samples(split.valid, "last")[:6]}
+    base = teacher_data(small_bundle)
+    split = base["split"]
+    return base | {"train16": make_samples(split.train, "last")[:16], "valid": make_samples(split.valid, "last")[:6]}
 
 
 # --- options and pure pieces --------------------------------------------------------------------------
