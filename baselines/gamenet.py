@@ -61,8 +61,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.stacked_gru import stacked_gru
-from baselines.visits import (VisitBatch, VisitEncoder, ddi_pair_score, margin_targets, masked_mean_embedding,
-                             real_code_mean_embedding)
+from baselines.visits import (VisitBatch, VisitEncoder, ddi_pair_counts, ddi_pair_score, margin_targets,
+                             masked_mean_embedding, real_code_mean_embedding)
 from bench.config import HistoryTrainingConfig
 from bench.data import Sample
 from bench.progress import Progress
@@ -137,14 +137,6 @@ def ddi_loss_mask(rates: np.ndarray, target_ddi: float, temperature: float,
                   rng: np.random.Generator) -> np.ndarray:
     """bool [n]: which of n decisions (samples, or one batch) use the DDI loss; draws n uniforms."""
     return rng.random(len(rates)) < ddi_loss_probability(rates, target_ddi, temperature)
-
-
-def ddi_pair_counts(predicted: torch.Tensor, ddi_adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Interacting and all unordered pairs among each sample's predicted drugs, float [B] each
-    (predicted: bool [B, D]); a sample's DDI rate is their ratio (0 when it has < 2 drugs)."""
-    x = predicted.to(ddi_adj.dtype)
-    k = x.sum(dim=1)
-    return ((x @ ddi_adj) * x).sum(dim=1) / 2, k * (k - 1) / 2
 
 
 def ddi_loss(probs: torch.Tensor, ddi_adj: torch.Tensor) -> torch.Tensor:

@@ -63,8 +63,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.gamenet import ddi_pair_counts
-from baselines.visits import VisitBatch, VisitEncoder, ddi_pair_score, margin_targets, real_code_sum_embedding
+from baselines.visits import (VisitBatch, VisitEncoder, ddi_pair_counts, ddi_pair_score, margin_targets,
+                              real_code_sum_embedding)
 from bench.config import HistoryTrainingConfig
 from bench.data import Sample
 from bench.progress import Progress

@@ -125,12 +125,17 @@ def ddi_pair_score(probs: torch.Tensor, ddi_adj: torch.Tensor) -> torch.Tensor:
     return ((probs @ ddi_adj) * probs).sum(dim=1)
 
 
+def ddi_pair_counts(predicted: torch.Tensor, ddi_adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Interacting and all unordered pairs among each sample's predicted drugs, float [B] each
+    (predicted: bool [B, D]); a sample's DDI rate is their ratio (0 when it has < 2 drugs)."""
+    x = predicted.to(ddi_adj.dtype)
+    k = x.sum(dim=1)
+    return ((x @ ddi_adj) * x).sum(dim=1) / 2, k * (k - 1) / 2
+
+
 def batch_ddi_rate(predicted: torch.Tensor, ddi_adj: torch.Tensor) -> float:
     """Pooled DDI rate of hard predictions bool/0-1 [B, D]: interacting pairs / all pairs (0 if none)."""
-    x = predicted.to(ddi_adj.dtype)
-    interacting = float(((x @ ddi_adj) * x).sum()) / 2
-    k = x.sum(dim=1)
-    pairs = float((k * (k - 1) / 2).sum())
+    interacting, pairs = (float(c.sum()) for c in ddi_pair_counts(predicted, ddi_adj))
     return interacting / pairs if pairs > 0 else 0.0
 
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from baselines.gamenet import (GAMENet, GAMENetConfig, GAMENetModule, ddi_loss, ddi_loss_mask, ddi_loss_probability,
-                               ddi_pair_counts, normalized_adjacency, temperature_at)
-from baselines.visits import VisitEncoder
+                               normalized_adjacency, temperature_at)
+from baselines.visits import VisitEncoder, ddi_pair_counts
 from bench.data import Patient, Sample, Visit, Vocab, make_samples
 from bench.loading import build_resources
 from bench.progress import Progress
