@@ -14,6 +14,8 @@ What a model can offer (`Recommender`; defaults in bench.model_base.BaseRecommen
              ablation            the rows of `bench ablate --model NAME` (`AblationStep`)
              clear_input_cache() forget per-sample input encodings before timing (`InputCache`)
              use_checkpoints()   resume an interrupted fit from checkpoints (`Resumable`)
+             store_after_fit()   store outputs of the training samples that later runs read
+                                 (`StoresAfterFit`: a teacher's features for its students)
 """
 
 from __future__ import annotations
@@ -224,3 +226,15 @@ class Resumable(Protocol):
     deletes the folder once the run is written; a model never told a folder does not checkpoint."""
 
     def use_checkpoints(self, folder: Path) -> None: ...
+
+
+@runtime_checkable
+class StoresAfterFit(Protocol):
+    """A model that, right after `fit` and while its in-memory caches are warm, stores outputs of its
+    training samples that later runs read (leader-teacher: the features its distilling students read,
+    through the feature cache). The runner calls it after `fit` in a process that writes the run, with
+    the run's dataset hash and cache folder; the returned dict (empty when the model's config asks for
+    nothing) goes into run.json `fit.notes["stored_after_fit"]`. Its seconds are not fit seconds."""
+
+    def store_after_fit(self, train: Sequence[Sample], dataset_hash: str, cache_dir: Path | None,
+                        progress: Progress) -> dict[str, Any]: ...

@@ -20,7 +20,7 @@ from bench.data import PROTOCOLS, DatasetBundle, make_samples, target_matrix
 from bench.errors import UserError
 from bench.loading import build_resources, load_bundle
 from bench.progress import Progress
-from bench.protocol import Resumable, TeacherChoice, TeacherRequest, TeacherSpec
+from bench.protocol import Resumable, StoresAfterFit, TeacherChoice, TeacherRequest, TeacherSpec
 from bench.provenance import device_info, git_state, package_versions
 from bench.registry import REPO_ROOT, dataset_card, model_class
 from bench.groups import dataset_tags, evaluation_groups
@@ -207,6 +207,10 @@ def run_model(options: RunOptions, progress: Progress, *, config: Any = None, bu
     start = time.perf_counter()
     report = model.fit(train, valid, seed=options.seed, progress=progress)
     fit_seconds = time.perf_counter() - start
+    if isinstance(model, StoresAfterFit) and _writes():
+        stored = model.store_after_fit(train, bundle.hash, options.cache_dir, progress)
+        if stored:
+            report.notes = {**report.notes, "stored_after_fit": stored}
 
     with progress.task(f"evaluate {options.model}", total=2) as bar:
         scores = model.predict_proba(test)

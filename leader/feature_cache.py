@@ -27,7 +27,8 @@ The key is the sha256 of a JSON of everything that changes the features:
 - the teacher settings that change the features: `lora`, `lora_r`, `lora_alpha` (the adapter's
   scaling alpha / r is not in the weights), `lora_targets`, `max_tokens` and `max_history` (the
   prompt text), `pooling`, and the compute precision (fp32 on CPU; bf16/fp16 autocast on a GPU
-  gives features that differ in the third digit);
+  gives features that differ in the third digit; with `lora_layers` the frozen layers' states pass
+  through fp16, as in training);
 - the samples: sha256 of the list of (patient.id, sample.index), with their count.
 
 Left out on purpose: `padding_side` and `predict_batch_size` (position ids come from the attention
@@ -104,8 +105,11 @@ def _precision(teacher) -> str:
     from leader.teacher import _autocast_dtype
 
     if teacher.device.type != "cuda":
-        return "bfloat16-autocast" if teacher.scorer.cpu_bf16 else "float32"
-    return str(_autocast_dtype(teacher.device)).removeprefix("torch.")
+        precision = "bfloat16-autocast" if teacher.scorer.cpu_bf16 else "float32"
+    else:
+        precision = str(_autocast_dtype(teacher.device)).removeprefix("torch.")
+    # `hidden_features` goes through the frozen-layer cache, whose states are kept in fp16
+    return precision + ("+fp16-frozen-states" if teacher.scorer.cache is not None else "")
 
 
 def feature_cache_inputs(teacher, samples: Sequence[Sample], dataset_hash: str) -> dict[str, Any]:

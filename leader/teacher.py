@@ -105,6 +105,9 @@ class TeacherConfig:
     prefix_cache_mb: int = 2048   # per-prompt states of the frozen lower layers kept in memory; 0: none
     bucket_batches: int = 16      # batches of similar prompt length drawn from pools of this many; 1: random
     cpu_bf16: Literal["auto", "on", "off"] = "auto"  # bf16 autocast on CPU; auto: where the CPU has bf16
+    # after fit, write the training samples' features to the feature cache while the frozen-layer cache
+    # is warm (leader/feature_cache.py): a student on the same split and protocol then reads them
+    store_train_features: bool = False
 
     def __post_init__(self) -> None:
         checks = {"lora_r >= 1": self.lora_r >= 1, "lora_alpha > 0": self.lora_alpha > 0,
@@ -170,6 +173,23 @@ class LeaderTeacher(BaseRecommender):
         return train_teacher(self, list(train), list(valid), seed=seed, progress=progress,
                              checkpoints=self.checkpoints, mixed_precision=_mixed_precision(self.device))
 
+    def store_after_fit(self, train: Sequence[Sample], dataset_hash: str, cache_dir: Path | None,
+                        progress: Progress) -> dict[str, float | int | str]:
+        """With `store_train_features`: the training samples' features, written to the feature cache
+        (`bench.protocol.StoresAfterFit`). With `lora_layers` the training prompts' frozen-layer states
+        are still in memory, so this costs the top layers only; a distilling student of the same split
+        and training protocol then finds them instead of running the whole LLM per prompt."""
+        if not self.config.store_train_features or not train:
+            return {}
+        import time
+
+        from leader.feature_cache import feature_cache_key, teacher_features
+
+        start = time.perf_counter()
+        teacher_features(self, train, dataset_hash, cache_dir, progress)
+        return {"train_features": len(train), "seconds": round(time.perf_counter() - start, 1),
+                "key": feature_cache_key(self, train, dataset_hash)}
+
     def use_checkpoints(self, folder: Path) -> None:
         """Write training checkpoints into `folder` and resume from the latest there (the runner's)."""
         self.checkpoints = folder
@@ -216,8 +236,11 @@ class LeaderTeacher(BaseRecommender):
 
     def hidden_features(self, samples: Sequence[Sample]) -> np.ndarray:
         """float32 [n, hidden]: the pooled last-layer state the output layer reads, before any
-        `feature_norm` (what the student distils, docs/leader.md#distillation)."""
-        return self._forward_all(samples, features=True)
+        `feature_norm` (what the student distils, docs/leader.md#distillation). With a frozen-layer
+        cache (`lora_layers`) through it, as in training: a prompt's features are then the same whether
+        its lower states were cached (the teacher's own process) or not (a later process)."""
+        texts = self.prompts(samples) if samples else []
+        return self._forward_texts(texts, features=True, cached=self.scorer.cache is not None)
 
     # --- state ----------------------------------------------------------------------------------
     def state(self) -> dict[str, np.ndarray]:

@@ -205,3 +205,36 @@ def test_cpu_bf16_choice_and_feature_cache_precision(data, monkeypatch):
     features = bf16.hidden_features(samples)
     assert features.dtype == np.float32
     np.testing.assert_allclose(features, plain.hidden_features(samples), atol=0.1)  # bf16 rounding only
+
+
+def test_a_teacher_run_stores_its_training_features_for_the_students_to_read(tmp_path, small_bundle):
+    """store_train_features: right after fit the runner has the teacher write its training samples'
+    features (through the warm frozen-layer cache) to the feature cache; a student on the same split and
+    protocol reads that file, and the features equal those a fresh process computes from the saved run."""
+    from bench.data import make_samples
+    from bench.runner import RunOptions, run
+    from bench.splits import split_patients
+    from bench.timing import TimingOptions
+    from leader.teacher_runs import load_teacher_run
+    from tests.teacher_helpers import SMOKE
+
+    options = RunOptions(model="leader-teacher", dataset="synthetic-small", results_dir=tmp_path / "results",
+                         cache_dir=tmp_path / "cache", train_protocol="last", save_model=True,
+                         overrides={**SMOKE, "lora_layers": "1", "store_train_features": "true", "steps": "2"},
+                         timing=TimingOptions(latency_samples=2, batch_size=8, min_seconds=0.0))
+    record, folder = run(options, Progress())
+    stored = record["fit"]["notes"]["stored_after_fit"]
+    train = make_samples(split_patients(small_bundle.patients, "random", seed=0).train, "last")
+    assert stored["train_features"] == len(train) == record["dataset"]["n_train"]
+    path = feature_cache.feature_cache_path(stored["key"], tmp_path / "cache")
+    assert path.is_file()
+
+    opened = load_teacher_run(folder, small_bundle, "explicit", cache_dir=tmp_path / "cache")
+    assert feature_cache.feature_cache_key(opened.teacher, train, small_bundle.hash) == stored["key"]
+    from safetensors.numpy import load_file
+
+    fresh = opened.teacher.hidden_features(train)   # a new scorer: every frozen state computed again
+    np.testing.assert_allclose(load_file(str(path))["features"], fresh, rtol=1e-5, atol=1e-5)
+    before = path.stat().st_mtime_ns
+    np.testing.assert_array_equal(opened.features(train), load_file(str(path))["features"])
+    assert path.stat().st_mtime_ns == before   # read, not recomputed
