@@ -231,8 +231,8 @@ class Resumable(Protocol):
 @runtime_checkable
 class StoresAfterFit(Protocol):
     """A model that, right after `fit` and while its in-memory caches are warm, stores outputs of its
-    training samples that later runs read (leader-teacher: the features its distilling students read,
-    through the feature cache). The runner calls it after `fit` in a process that writes the run, with
+    training samples that later runs read (a teacher: the features its distilling students read,
+    through a feature cache). The runner calls it after `fit` in a process that writes the run, with
     the run's dataset hash and cache folder; the returned dict (empty when the model's config asks for
     nothing) goes into run.json `fit.notes["stored_after_fit"]`. Its seconds are not fit seconds."""
 

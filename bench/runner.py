@@ -200,7 +200,7 @@ def run_model(options: RunOptions, progress: Progress, *, config: Any = None, bu
         resources = replace(resources, teacher=cls.open_teacher(teacher, bundle, cache_dir=options.cache_dir,
                                                                 progress=progress))
     model = cls(config, resources)
-    checkpoints = _checkpoints(options, config, bundle.hash) if isinstance(model, Resumable) else None
+    checkpoints = _checkpoints(options, config, bundle.hash, git) if isinstance(model, Resumable) else None
     if checkpoints is not None:
         model.use_checkpoints(checkpoints)
 
@@ -279,9 +279,11 @@ def run_model(options: RunOptions, progress: Progress, *, config: Any = None, bu
     return record, folder
 
 
-def _checkpoints(options: RunOptions, config: Any, dataset_hash: str) -> Path:
-    """The checkpoint folder of this run (bench.checkpoints): the same for an identical restart."""
-    return checkpoint_folder(options.cache_dir, options.model, {
+def _checkpoints(options: RunOptions, config: Any, dataset_hash: str, git: dict[str, object]) -> Path:
+    """The checkpoint folder of this run (bench.checkpoints): the same for an identical restart of the
+    same code. The commit is part of the key, so a checkpoint written by other code is not resumed
+    (uncommitted edits are not seen: restart from a clean tree, or delete the folder after editing)."""
+    return checkpoint_folder(options.cache_dir, options.model, {"code": git.get("sha"),
         "model": options.model, "config": config_to_dict(config), "dataset_hash": dataset_hash,
         "seed": options.seed, "split_seed": options.split_seed, "split": options.split, "ratios": options.ratios,
         "protocol": options.protocol, "train_protocol": options.train_protocol})

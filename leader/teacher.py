@@ -16,7 +16,8 @@ several GPUs under `accelerate launch`), fp32 on CPU (bf16 autocast where the CP
 settings: `--set steps=3000 batch_size=4 grad_accum=8 max_tokens=2048` (MIMIC-IV: steps=4000) with
 base_model=PATH to LLaMA-7B on GPUs; the defaults here are sized so that smollm2-135m on `synthetic`
 trains, evaluates and is timed in about half an hour on 2 CPU cores (see `TeacherConfig`).
-`head_bias=prior` and `feature_norm` are not in the paper (leader/teacher_head.py).
+The defaults `pooling=mean`, `head_bias=prior`, `feature_norm=center` and `head_lr` 3e-3 are not the
+paper's; they were chosen on validation prompts (see `TeacherConfig`, leader/teacher_head.py).
 Batches hold prompts of similar length (`bucket_batches`); `lora_layers=K` adapts the top K layers
 only and caches the frozen layers' states per prompt (leader/drug_scorer.py, leader/frozen_prefix.py;
 docs/leader.md#training-speed).
@@ -65,12 +66,14 @@ class TeacherConfig:
     CPU defaults (smollm2-135m, 2 cores, fp32): 100 steps of 4 x 2 prompts (800 training prompts,
     ~8% of synthetic's training visits; one step takes ~10-15 s on 2 idle cores) with a 384-token
     budget (oldest history lines dropped first; on synthetic the prompts average 200 tokens after
-    that, 366 before) — the paper uses 3000 steps of 32 prompts up to 2048 tokens. With so few steps
-    the freshly initialised output layer learns at `head_lr` 1e-3 (`--set head_lr=2e-4` gives the
-    paper's single learning rate); the LoRA weights use `lr` 2e-4 as in the paper. `max_history` 3
-    as in the paper. `pooling`: `last` (the paper) or `mean` over the prompt's tokens. `head_bias`
-    (`none`: the paper; `prior`: a bias started at the training prior's logits, weight at zero) and
-    `feature_norm` (`none`: the paper; `center`, `layernorm`) are not in the paper. The speed options
+    that, 366 before) — the paper uses 3000 steps of 32 prompts up to 2048 tokens. The LoRA weights
+    use `lr` 2e-4 as in the paper; `max_history` 3 as in the paper.
+    The output side's defaults were chosen on VALIDATION prompts (scripts/teacher_head_choice.py,
+    results/teacher-head-choice.json, docs/leader.md#output-side): `pooling=mean` over the prompt's
+    tokens (the paper: `last`), `head_bias=prior` (a bias started at the training prior's logits,
+    weight at zero; the paper: `none`), `feature_norm=center` (a running mean subtracted; also
+    `layernorm`; the paper: `none`) and `head_lr` 3e-3 (the paper: one learning rate, 2e-4). The
+    paper's output side: `--set pooling=last head_bias=none feature_norm=none head_lr=2e-4`. The speed options
     at the end: docs/leader.md#training-speed (`lora_layers` 0 keeps the paper's LoRA on every layer).
     """
 
@@ -81,7 +84,7 @@ class TeacherConfig:
     lora_dropout: float = 0.1
     lora_targets: str = LORA_TARGETS
     lr: float = 2e-4
-    head_lr: float = 1e-3
+    head_lr: float = 3e-3
     weight_decay: float = 0.0
     epochs: int = 1
     steps: int = 100
@@ -93,9 +96,9 @@ class TeacherConfig:
     grad_accum: int = 2
     max_tokens: int = 384
     max_history: int = 3
-    pooling: Literal["last", "mean"] = "last"
-    head_bias: HeadBias = "none"
-    feature_norm: FeatureNorm = "none"
+    pooling: Literal["last", "mean"] = "mean"
+    head_bias: HeadBias = "prior"
+    feature_norm: FeatureNorm = "center"
     padding_side: Literal["left", "right"] = "right"
     predict_batch_size: int = 16
     gradient_checkpointing: bool = False

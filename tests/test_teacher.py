@@ -106,8 +106,9 @@ def test_forward_shapes(fitted, data):
     assert np.isfinite(features).all()
     assert fitted.hidden_features([]).shape == (0, 64)
     # the output layer reads exactly these features
-    head = fitted.scorer.head.weight.detach().numpy()
-    np.testing.assert_allclose(scores, 1 / (1 + np.exp(-features @ head.T)), atol=1e-5)
+    with torch.no_grad():
+        logits = fitted.scorer.head(fitted.scorer.norm(torch.from_numpy(features))).numpy()
+    np.testing.assert_allclose(scores, 1 / (1 + np.exp(-logits)), atol=1e-5)
 
 
 BUDGET = 4000
@@ -141,7 +142,7 @@ def test_features_do_not_depend_on_padding(fitted, data, pooling):
     np.testing.assert_allclose(batched["right"], alone, atol=1e-5)
     np.testing.assert_allclose(batched["left"], alone, atol=1e-5)
     np.testing.assert_allclose(np.stack(plain), alone, atol=1e-5)
-    if pooling == "last":  # the LoRA teacher's state gives the fitted one's features (at its own budget)
+    if pooling == fitted.config.pooling:  # the LoRA teacher's state gives the fitted one's features (at its own budget)
         same = teacher(data["resources"], pooling=pooling)
         same.set_state(state)
         np.testing.assert_allclose(same.hidden_features(samples), fitted.hidden_features(samples), atol=1e-5)
@@ -195,9 +196,11 @@ def test_save_load_round_trip_with_lora(fitted, data, tmp_path):
 def test_frozen_llm_trains_only_the_output_layer_and_round_trips(data, tmp_path):
     model = teacher(data["resources"], lora="false")
     report = model.fit(data["train"], [], seed=0, progress=Progress())
-    assert report.notes["trainable_params"] == model.hidden_size * data["resources"].n_drugs
+    bias = model.config.head_bias == "prior"   # the output layer's weight (and bias); centring has no parameters
+    assert report.notes["trainable_params"] == (model.hidden_size + bias) * data["resources"].n_drugs
     assert not any(p.requires_grad for p in model.scorer.body.parameters())
-    assert set(model.state()) == {"head.weight"}
+    assert not any(name.startswith("adapter.") for name in model.state())   # no LoRA weights saved
+    assert {"head.weight", "head.bias", "norm.mean"} <= set(model.state())
     model.save(tmp_path / "model")
     reloaded = LeaderTeacher.load(tmp_path / "model", data["resources"])
     assert reloaded.config.lora is False
@@ -240,7 +243,7 @@ def test_feature_cache_writes_then_reads(copy_of_fitted, data, tmp_path, monkeyp
     inputs = json.loads(meta["inputs"])
     assert inputs["dataset_hash"] == dataset_hash and inputs["prompt_version"] == prompts.PROMPT_VERSION
     assert inputs["base_model"] == {"spec": "tiny-llama", "tiny_version": TINY_VERSION}
-    assert inputs["samples"]["n"] == len(samples) and inputs["config"]["pooling"] == "last"
+    assert inputs["samples"]["n"] == len(samples) and inputs["config"]["pooling"] == LeaderTeacher.Config.pooling
 
     def fail(samples):
         raise AssertionError("features were recomputed instead of read from the cache")
@@ -270,7 +273,7 @@ def test_feature_cache_key_changes_with_what_changes_the_features(copy_of_fitted
     assert feature_cache.feature_cache_key(model, samples, dataset_hash) != changed
 
     state = model.state()
-    for options, same in (({"max_tokens": 200}, False), ({"pooling": "mean"}, False), ({"lora_alpha": 16}, False),
+    for options, same in (({"max_tokens": 200}, False), ({"pooling": "last"}, False), ({"lora_alpha": 16}, False),
                           ({"padding_side": "left", "predict_batch_size": 3}, True)):
         other = teacher(data["resources"], **options)
         other.set_state(state)
