@@ -305,7 +305,7 @@ def resolve_teacher(spec: TeacherSpec, request: TeacherRequest, options: RunOpti
     (`train_teacher`, on `bundle` when the caller has it loaded). Announces its choice on stderr."""
     folder = find_teacher_run(options.results_dir, spec.model, options.dataset, dataset_hash, seed=options.seed,
                               split_seed=options.split_seed, split=options.split, ratios=options.ratios,
-                              teacher_run=request.run)
+                              teacher_run=request.run, train_protocol=options.train_protocol)
     if folder is not None:
         choice = TeacherChoice(spec.model, folder, "explicit" if request.run else "latest")
         _announce(f"teacher: using {spec.model} run {folder} ({choice.how})")

@@ -58,10 +58,12 @@ def mismatch(record: dict[str, Any], model: str, dataset_hash: str, seed: int, s
 
 def find_teacher_run(results_dir: Path, model: str, dataset: str, dataset_hash: str, *, seed: int,
                      split_seed: int | None = None, split: str = "random", ratios: str = "8:1:1",
-                     teacher_run: str = "") -> Path | None:
+                     teacher_run: str = "", train_protocol: str | None = None) -> Path | None:
     """The run folder of `model` to use as a teacher: `teacher_run` (a folder, or a run id under
     results_dir/dataset/model; UserError when it does not exist or does not fit), else the latest
-    compatible run (None when there is none). `split_seed` None: the same as `seed`."""
+    compatible run (None when there is none). `split_seed` None: the same as `seed`. `train_protocol`
+    (the student's): the latest-compatible search skips runs trained under another one (runs from
+    before run.json recorded it count as `every`); a named `teacher_run` is used whatever its protocol."""
     runs = results_dir / dataset / model
     if teacher_run:
         folder = Path(teacher_run).expanduser()
@@ -80,7 +82,8 @@ def find_teacher_run(results_dir: Path, model: str, dataset: str, dataset_hash: 
     for path in sorted(runs.glob("*/run.json")):
         record = read_record(path.parent)
         if (record is None or mismatch(record, model, dataset_hash, seed, split, ratios, split_seed)
-                or not (path.parent / "model" / "config.json").is_file()):
+                or not (path.parent / "model" / "config.json").is_file()
+                or (train_protocol is not None and record.get("train_protocol", "every") != train_protocol)):
             continue
         if best is None or record.get("created_at", "") > best[0]:
             best = (record.get("created_at", ""), path.parent)

@@ -119,10 +119,12 @@ def train_in_process_teacher(resources: Resources, train: Sequence[Sample], teac
 # --- a stored teacher run ----------------------------------------------------------------------
 
 def find_teacher_run(results_dir: Path, dataset: str, dataset_hash: str, *, seed: int, split_seed: int | None = None,
-                     split: str = "random", ratios: str = "8:1:1", teacher_run: str = "") -> Path | None:
+                     split: str = "random", ratios: str = "8:1:1", teacher_run: str = "",
+                     train_protocol: str | None = None) -> Path | None:
     """The leader-teacher run folder to use (bench.teachers.find_teacher_run for `TEACHER_MODEL`)."""
     return teachers.find_teacher_run(results_dir, TEACHER_MODEL, dataset, dataset_hash, seed=seed,
-                                     split_seed=split_seed, split=split, ratios=ratios, teacher_run=teacher_run)
+                                     split_seed=split_seed, split=split, ratios=ratios, teacher_run=teacher_run,
+                                     train_protocol=train_protocol)
 
 
 def load_teacher_run(folder: Path, bundle: DatasetBundle, how: str, cache_dir: Path | None = None,

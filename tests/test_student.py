@@ -227,12 +227,14 @@ def test_shuffled_control_permutes_the_distilled_features_among_their_samples(sm
 # --- where bench run finds the teacher ------------------------------------------------------------
 
 def write_run(root, run_id: str, *, dataset_hash: str = "h1", seed: int = 0, created: str = "2026-01-01",
-              model_name: str = "leader-teacher", saved: bool = True):
+              model_name: str = "leader-teacher", saved: bool = True, train_protocol: str | None = None):
     folder = root / "synthetic-small" / model_name / run_id
     (folder / "model").mkdir(parents=True)
     record = {"schema_version": 1, "run_id": run_id, "created_at": created, "model": {"name": model_name},
               "dataset": {"name": "synthetic-small", "hash": dataset_hash}, "seed": seed,
               "split": {"scheme": "random", "ratios": "8:1:1"}}
+    if train_protocol is not None:
+        record["train_protocol"] = train_protocol
     (folder / "run.json").write_text(json.dumps(record))
     if saved:
         (folder / "model" / "config.json").write_text("{}")
@@ -261,6 +263,15 @@ def test_teacher_lookup_explicit_latest_and_mismatches(tmp_path):
     student = write_run(tmp_path, "student-run", model_name="leader-student")
     with pytest.raises(UserError, match="not leader-teacher"):
         find(teacher_run=str(student))
+
+
+def test_teacher_lookup_matches_the_students_training_protocol(tmp_path):
+    find = lambda **kw: find_teacher_run(tmp_path, "synthetic-small", "h1", seed=0, **kw)   # noqa: E731
+    unrecorded = write_run(tmp_path, "run-before-protocols", created="2026-01-01")     # counts as every
+    last = write_run(tmp_path, "run-last", created="2026-02-01", train_protocol="last")
+    assert find(train_protocol="every") == unrecorded and find(train_protocol="last") == last
+    assert find() == last                                            # no protocol given: the latest
+    assert find(train_protocol="every", teacher_run="run-last") == last   # named: used as asked
 
 
 def test_teacher_set_parsing():
