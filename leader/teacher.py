@@ -26,6 +26,7 @@ docs/leader.md#training-speed).
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -184,8 +185,6 @@ class LeaderTeacher(BaseRecommender):
         and training protocol then finds them instead of running the whole LLM per prompt."""
         if not self.config.store_train_features or not train:
             return {}
-        import time
-
         from leader.feature_cache import feature_cache_key, teacher_features
 
         start = time.perf_counter()
@@ -198,8 +197,8 @@ class LeaderTeacher(BaseRecommender):
         self.checkpoints = folder
 
     # --- inference ------------------------------------------------------------------------------
-    def _forward_all(self, samples: Sequence[Sample], features: bool) -> np.ndarray:
-        return self._forward_texts(self.prompts(samples) if samples else [], features)
+    def _forward_all(self, samples: Sequence[Sample], features: bool, cached: bool = False) -> np.ndarray:
+        return self._forward_texts(self.prompts(samples) if samples else [], features, cached)
 
     @torch.no_grad()
     def _forward_texts(self, texts: Sequence[str], features: bool, cached: bool = False) -> np.ndarray:
@@ -242,8 +241,7 @@ class LeaderTeacher(BaseRecommender):
         `feature_norm` (what the student distils, docs/leader.md#distillation). With a frozen-layer
         cache (`lora_layers`) through it, as in training: a prompt's features are then the same whether
         its lower states were cached (the teacher's own process) or not (a later process)."""
-        texts = self.prompts(samples) if samples else []
-        return self._forward_texts(texts, features=True, cached=self.scorer.cache is not None)
+        return self._forward_all(samples, features=True, cached=self.scorer.cache is not None)
 
     # --- state ----------------------------------------------------------------------------------
     def state(self) -> dict[str, np.ndarray]:
