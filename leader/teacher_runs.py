@@ -66,7 +66,7 @@ class CachedTeacher:
     def __init__(self, teacher, dataset_hash: str, record: dict[str, Any], folder: Path, how: str,
                  cache_dir: Path | None = None, progress: Progress | None = None):
         self.teacher, self.dataset_hash, self.cache_dir, self.progress = teacher, dataset_hash, cache_dir, progress
-        self.info = {"run_id": record.get("run_id"), "path": str(folder), "how": how,
+        self.info = {"run_id": record.get("run_id"), "path": str(folder), "how": how, "seed": record.get("seed"),
                      "base_model": teacher.config.base_model, "dataset_hash": dataset_hash}
         self.feature_seconds = 0.0
 

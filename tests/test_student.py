@@ -227,7 +227,8 @@ def test_shuffled_control_permutes_the_distilled_features_among_their_samples(sm
 # --- where bench run finds the teacher ------------------------------------------------------------
 
 def write_run(root, run_id: str, *, dataset_hash: str = "h1", seed: int = 0, created: str = "2026-01-01",
-              model_name: str = "leader-teacher", saved: bool = True, train_protocol: str | None = None):
+              model_name: str = "leader-teacher", saved: bool = True, train_protocol: str | None = None,
+              split_seed: int | None = None):
     folder = root / "synthetic-small" / model_name / run_id
     (folder / "model").mkdir(parents=True)
     record = {"schema_version": 1, "run_id": run_id, "created_at": created, "model": {"name": model_name},
@@ -235,6 +236,8 @@ def write_run(root, run_id: str, *, dataset_hash: str = "h1", seed: int = 0, cre
               "split": {"scheme": "random", "ratios": "8:1:1"}}
     if train_protocol is not None:
         record["train_protocol"] = train_protocol
+    if split_seed is not None:
+        record["split_seed"] = split_seed
     (folder / "run.json").write_text(json.dumps(record))
     if saved:
         (folder / "model" / "config.json").write_text("{}")
@@ -274,6 +277,16 @@ def test_teacher_lookup_matches_the_students_training_protocol(tmp_path):
     assert find(train_protocol="every", teacher_run="run-last") == last   # named: used as asked
 
 
+def test_a_named_teacher_may_have_another_training_seed_but_not_another_split(tmp_path):
+    find = lambda **kw: find_teacher_run(tmp_path, "synthetic-small", "h1", seed=2, split_seed=0, **kw)  # noqa: E731
+    seed0 = write_run(tmp_path, "teacher-seed-0", seed=0, split_seed=0)
+    write_run(tmp_path, "teacher-other-split", seed=0, split_seed=1, created="2026-02-01")
+    assert find() is None                                            # the search wants the student's seed
+    assert find(teacher_run="teacher-seed-0") == seed0               # named: one teacher for every seed
+    with pytest.raises(UserError, match="training patients differ"):
+        find(teacher_run="teacher-other-split")
+
+
 def test_teacher_set_parsing():
     assert parse_teacher_set("base_model=tiny-llama, steps=3") == {"base_model": "tiny-llama", "steps": "3"}
     assert parse_teacher_set("lora_targets=q_proj,v_proj,steps=2") == {"lora_targets": "q_proj,v_proj", "steps": "2"}
@@ -295,7 +308,7 @@ def test_bench_run_trains_a_teacher_first_then_reuses_it(tmp_path, capsys):
     first, _ = run(options, Progress())
     assert "no teacher run for synthetic-small: training leader-teacher first" in capsys.readouterr().err
     teacher = first["fit"]["notes"]["distillation"]["teacher"]
-    assert teacher["how"] == "trained"
+    assert teacher["how"] == "trained" and teacher["seed"] == 0       # the teacher's training seed
     assert (tmp_path / "results" / "synthetic-small" / "leader-teacher" / teacher["run_id"] / "model").is_dir()
     [features] = (tmp_path / "cache" / "teacher-features").glob("*.safetensors")   # the 16 samples' features
     written = features.stat().st_mtime_ns
