@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from bench import metrics
 from bench.cli import app
 from bench.errors import UserError
-from bench.analysis.paired import NO_GRAPH, paired_table
+from bench.analysis.paired import NO_GRAPH, paired_caption, paired_table
 from bench.results import SCHEMA_VERSION, Predictions, read_predictions, read_runs, write_predictions, write_run
 from bench.analysis.significance import (align_keys, bootstrap_counts, p_value, paired_bootstrap, paired_metrics,
                                 ratio_terms)
@@ -121,7 +121,8 @@ def test_align_keys():
 
 
 # --------------------------------------------------------------------------- run folders
-def _write(results, model, target, predicted, scores, *, keys=None, drugs=None, dataset="toy", ddi_adj=None):
+def _write(results, model, target, predicted, scores, *, keys=None, drugs=None, dataset="toy", ddi_adj=None,
+           groups=None):
     """A minimal run written with the real writers; without `ddi_adj` it is like a run written before
     predictions stored their DDI graph."""
     folder = results / dataset / model / f"run-{model}"
@@ -129,7 +130,7 @@ def _write(results, model, target, predicted, scores, *, keys=None, drugs=None, 
     write_predictions(folder, Predictions(target=target, predicted=predicted, scores=scores,
                                           patient_id=keys[:, 0], visit_index=keys[:, 1],
                                           drugs=drugs or tuple(f"D{i:02d}" for i in range(target.shape[1])),
-                                          ddi_adj=ddi_adj))
+                                          ddi_adj=ddi_adj, groups=groups))
     write_run(folder, {"schema_version": SCHEMA_VERSION, "run_id": f"run-{model}", "created_at": "2026-01-01",
                        "model": {"name": model, "config": {}}, "protocol": "last", "seed": 0,
                        "dataset": {"name": dataset, "hash": "0" * 16, "n_test": len(target), "n_drugs": D},
@@ -155,6 +156,32 @@ def test_runs_pair_and_hard_predictions_show_na(tmp_path):
     hard_line = [line for line in out.output.splitlines() if line.startswith("| toy | hard |")][-1]  # paired table
     assert hard_line.count("n/a") == 2 and "*" in hard_line  # PRAUC and DDI n/a; Jaccard significant
     assert NO_GRAPH in out.output
+
+
+def test_a_group_comparison_is_the_comparison_of_that_groups_samples_alone(tmp_path):
+    target, scores, predicted = _case()
+    other_scores = np.clip(scores + np.random.default_rng(2).normal(0, 0.2, scores.shape), 0, 1)
+    mask = np.arange(N) % 3 == 0
+    groups = {"single_visit": mask, "empty": np.zeros(N, bool)}
+    _write(tmp_path / "all", "ref", target, predicted, scores, groups=groups, ddi_adj=ADJ)
+    _write(tmp_path / "all", "other", target, other_scores >= 0.5, other_scores, groups=groups, ddi_adj=ADJ)
+    _write(tmp_path / "part", "ref", target[mask], predicted[mask], scores[mask], ddi_adj=ADJ,
+           keys=np.column_stack([np.arange(N)[mask], np.zeros(mask.sum(), int)]))
+    _write(tmp_path / "part", "other", target[mask], other_scores[mask] >= 0.5, other_scores[mask], ddi_adj=ADJ,
+           keys=np.column_stack([np.arange(N)[mask], np.zeros(mask.sum(), int)]))
+    grouped = paired_table(read_runs(tmp_path / "all"), "ref", n_boot=300, group="single_visit")
+    alone = paired_table(read_runs(tmp_path / "part"), "ref", n_boot=300)
+    whole = paired_table(read_runs(tmp_path / "all"), "ref", n_boot=300)
+    for metric in ("jaccard", "prauc", "ddi_rate"):
+        assert grouped.rows[0].differences[metric] == alone.rows[0].differences[metric]
+    assert grouped.rows[0].differences["prauc"].diff != whole.rows[0].differences["prauc"].diff
+    assert grouped.group == "single_visit" and "single_visit only" in paired_caption(grouped)
+    with pytest.raises(UserError, match="stores no such group"):
+        paired_table(read_runs(tmp_path / "all"), "ref", n_boot=10, group="unseen_code")
+    with pytest.raises(UserError, match="no test sample"):
+        paired_table(read_runs(tmp_path / "all"), "ref", n_boot=10, group="empty")
+    out = CliRunner().invoke(app, ["compare", "--results-dir", str(tmp_path / "all"), "--vs-group", "single_visit"])
+    assert out.exit_code == 2 and "needs --vs" in out.output
 
 
 @pytest.mark.parametrize("change", ["samples", "drugs", "targets"])

@@ -53,6 +53,7 @@ class PairedTable:
     seed: int
     rows: list[PairedRow]
     notes: list[str]
+    group: str = "all"
 
 
 @dataclass(frozen=True)
@@ -110,8 +111,12 @@ def seed_pairs(reference: dict[str, Any], other: dict[str, Any]) -> list[tuple[d
     return [(run, theirs[run["seed"]]) for run in members(reference) if run["seed"] in theirs]
 
 
-def _terms(loaded: _Loaded, order: np.ndarray, adj: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _terms(loaded: _Loaded, order: np.ndarray, adj: np.ndarray,
+           rows: np.ndarray | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The run's per-sample metric terms in `order`; `rows` (bool [n], in that order): only those samples."""
     p = loaded.predictions
+    if rows is not None:
+        order = order[rows]
     scores = None if p.scores is None else p.scores[order]
     predicted = p.predicted[order]
     if scores is not None and "rescored_from" in loaded.record:   # bench compare --threshold
@@ -121,9 +126,27 @@ def _terms(loaded: _Loaded, order: np.ndarray, adj: np.ndarray) -> dict[str, tup
     return ratio_terms(per_sample, p.patient_id[order] if every else None)
 
 
-def paired_table(runs: list[dict[str, Any]], reference: str, *, n_boot: int = 1000, seed: int = 0) -> PairedTable:
+def _group_rows(base: _Loaded, group: str | None) -> np.ndarray | None:
+    """The evaluation group's mask over `base`'s test samples (None: every sample); a UserError when the
+    run did not store that group or it holds no test sample."""
+    if group is None or group == "all":
+        return None
+    stored = base.predictions.groups
+    if stored is None or group not in stored:
+        have = ", ".join(sorted(stored or ())) or "none (written before groups were stored)"
+        raise UserError(f"--vs-group {group!r}: run {base.record['_path']} stores no such group (it has: {have})")
+    mask = np.asarray(stored[group], dtype=bool)
+    if not mask.any():
+        raise UserError(f"--vs-group {group!r}: no test sample of run {base.record['_path']} is in it")
+    return mask
+
+
+def paired_table(runs: list[dict[str, Any]], reference: str, *, n_boot: int = 1000, seed: int = 0,
+                 group: str | None = None) -> PairedTable:
     """Paired bootstrap of every model against `reference`, per dataset (from the saved predictions);
-    `runs` are rows (bench.analysis.seed_rows: runs, or seed groups paired seed by seed)."""
+    `runs` are rows (bench.analysis.seed_rows: runs, or seed groups paired seed by seed). `group`: an
+    evaluation group (bench.groups; its mask as stored with the reference's predictions): only its
+    test samples are compared."""
     if n_boot < 1:
         raise UserError(f"--bootstrap must be at least 1, got {n_boot}")
     datasets = sorted({r["dataset"]["name"] for r in runs})
@@ -152,7 +175,8 @@ def paired_table(runs: list[dict[str, Any]], reference: str, *, n_boot: int = 10
             orders = [[_pair_check(base, loaded[id(run)]) for run in pair] for pair in pairs]
             graph, why = _shared_graph([loaded[id(run)] for pair in pairs for run in pair])
             adj = graph if graph is not None else np.zeros((len(base.predictions.drugs),) * 2, dtype=bool)
-            terms = [[_terms(loaded[id(run)], order, adj) for run, order in zip(pair, pair_orders)]
+            rows_in_group = _group_rows(base, group)
+            terms = [[_terms(loaded[id(run)], order, adj, rows_in_group) for run, order in zip(pair, pair_orders)]
                      for pair, pair_orders in zip(pairs, orders)]
             diffs = pooled_paired_bootstrap([ref for ref, _ in terms], [oth for _, oth in terms], n_boot=n_boot,
                                             seed=seed)
@@ -165,7 +189,7 @@ def paired_table(runs: list[dict[str, Any]], reference: str, *, n_boot: int = 10
         if other_graph:
             notes.append(f"{dataset}: DDI n/a for {', '.join(other_graph)}: stored DDI graph differs from "
                          f"{reference}'s (other drug-knowledge resources?); re-run both on the same data")
-    return PairedTable(reference, n_boot, seed, rows, notes)
+    return PairedTable(reference, n_boot, seed, rows, notes, group or "all")
 
 
 def _diff_text(d: Difference | None, name: str, sep: str = " ") -> str:
@@ -181,6 +205,11 @@ def pooled(table: PairedTable) -> bool:
 
 
 def paired_caption(table: PairedTable) -> str:
+    where = "" if table.group == "all" else f" (evaluation group {table.group} only)"
+    return _caption(table) + where
+
+
+def _caption(table: PairedTable) -> str:
     if pooled(table):
         return (f"paired two-way bootstrap vs {table.reference} over training seeds and test samples: other - "
                 f"{table.reference} averaged over the paired seeds (seed s with seed s, on the same test samples), "

@@ -29,6 +29,8 @@ def compare(
                                                                      "repository's results/reference)"),
     groups: bool = typer.Option(False, "--groups", help="also show the main metrics on every evaluation group "
                                                         "(single/multi-visit, rare/unseen codes, mechanism tags)"),
+    vs_group: str = typer.Option(None, "--vs-group", help="--vs on this evaluation group's test samples only "
+                                                          "(e.g. single_visit, unseen_code)"),
 ) -> None:
     """Show your latest run of every model (per dataset), best value per column marked.
 
@@ -48,7 +50,7 @@ def compare(
 
     --groups adds one table per dataset: Jaccard, F1, PRAUC and the DDI rate (where the dataset has
     interactions) on every evaluation group the runs hold (docs/evaluation.md#evaluation-groups), the
-    group's test samples in its column header.
+    group's test samples in its column header. --vs-group G runs the --vs comparison on group G alone.
 
     Example: bench compare --dataset synthetic --format md --vs logreg --plot plots/
              bench compare --reference
@@ -107,7 +109,9 @@ def compare(
 
         outputs += extra_tables(runs, fmt)   # the plug-ins' tables (bench.plugins.Table)
         if vs is not None:
-            outputs.append(render_paired(paired_table(runs, vs, n_boot=bootstrap, seed=seed), fmt))
+            outputs.append(render_paired(paired_table(runs, vs, n_boot=bootstrap, seed=seed, group=vs_group), fmt))
+        elif vs_group is not None:
+            raise UserError("--vs-group needs --vs MODEL (the model to compare against)")
         written = []
         if plot is not None:
             from bench.analysis.plots import write_plots
