@@ -24,7 +24,7 @@ DEFAULTS = {
     LogRegConfig: dict(lr=1e-2, weight_decay=1e-5, epochs=100, batch_size=128, patience=3),  # 30 until 2026-12
     GAMENetConfig: dict(lr=1e-3, weight_decay=0.0, epochs=100, batch_size=32, patience=10, max_visits=20),  # epochs 40, patience 5 until 2026-12
     SafeDrugConfig: dict(lr=2e-3, weight_decay=0.0, epochs=100, batch_size=32, patience=10, max_visits=20),  # epochs 60, patience 5 until 2026-12
-    MoleRecConfig: dict(lr=2e-3, weight_decay=0.0, epochs=150, batch_size=64, patience=10, max_visits=20),  # epochs 50, patience 5 until 2026-12
+    MoleRecConfig: dict(lr=2e-3, weight_decay=0.0, epochs=200, batch_size=64, patience=10, max_visits=20),  # epochs 50, patience 5 until 2026-12
     MICRONConfig: dict(lr=2e-3, weight_decay=1e-5, epochs=100, batch_size=32, patience=10, max_visits=20),
     RETAINConfig: dict(lr=2e-3, weight_decay=0.0, epochs=100, batch_size=32, patience=10, max_visits=20),
     COGNetConfig: dict(lr=1e-3, weight_decay=0.0, epochs=200, batch_size=16, patience=10, max_visits=20),
