@@ -1,6 +1,6 @@
 """LEADER's distillation claim on one teacher: KD against no-KD against the shuffled control.
 
-Reads three results folders, each holding one seed group (`bench run --seeds ...`) of one arm:
+Reads three results folders, each holding the runs of one arm over training seeds (`bench run --seeds ...`):
 
     no-KD     leader-student-nokd
     KD        leader-student (distilling from a leader-teacher run)
@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.analysis.paired import paired_table  # noqa: E402
-from bench.analysis.seed_rows import latest_rows, map_members, members  # noqa: E402
+from bench.analysis.seed_rows import as_row, members  # noqa: E402
 from bench.analysis.significance import Difference  # noqa: E402
 from bench.results import read_runs  # noqa: E402
 from bench.io import atomic_write_text  # noqa: E402
@@ -42,15 +42,16 @@ PAIRS = (("KD", "no-KD"), ("shuffled", "no-KD"), ("KD", "shuffled"))
 
 
 def arm_row(folder: Path, dataset: str, model: str, label: str) -> dict[str, Any]:
-    """The latest seed-group row of `model` in `folder`, its model renamed `label` (members too)."""
-    rows = [r for r in latest_rows(read_runs(folder), dataset) if r["model"]["name"] == model]
-    if not rows:
+    """The row of every training seed of `model` in `folder` (the latest run of each seed, so seeds
+    added later by another `bench run --seeds` join the row), its model renamed `label`."""
+    latest: dict[int, dict[str, Any]] = {}
+    for run in read_runs(folder):
+        if (run["dataset"]["name"], run["model"]["name"]) == (dataset, model):
+            if run["seed"] not in latest or run["created_at"] > latest[run["seed"]]["created_at"]:
+                latest[run["seed"]] = run
+    if not latest:
         raise SystemExit(f"{folder}: no {model} run on {dataset}")
-
-    def rename(record: dict[str, Any]) -> dict[str, Any]:
-        return {**record, "model": {**record["model"], "name": label}}
-
-    return map_members(rows[0], rename)
+    return as_row([{**run, "model": {**run["model"], "name": label}} for _, run in sorted(latest.items())])
 
 
 def seed_values(row: dict[str, Any], group: str, metric: str) -> list[float]:

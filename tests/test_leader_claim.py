@@ -13,6 +13,7 @@ from tests.conftest import REPO_ROOT
 
 CLAIM = REPO_ROOT / "results" / "leader-claim"
 TEACHERS = REPO_ROOT / "results" / "reference" / "synthetic" / "leader-teacher"
+SEEDS = [0, 1, 2]
 
 
 def _script():
@@ -28,7 +29,7 @@ def test_each_arm_is_three_seeds_on_one_split_trained_on_last_visits():
                                 ("shuffled", "leader-student", "shuffled")):
         runs = read_runs(CLAIM / arm)
         assert {r["model"]["name"] for r in runs} == {model}
-        assert sorted(r["seed"] for r in runs) == [0, 1, 2]
+        assert sorted(r["seed"] for r in runs) == SEEDS
         assert {(r["split_seed"], r["train_protocol"], r["dataset"]["hash"]) for r in runs} == {
             (0, "last", teacher["dataset"]["hash"])}
         if control is None:
@@ -43,11 +44,11 @@ def test_the_claim_table_reads_the_runs_and_pairs_them_per_group():
     script = _script()
     rows = {label: script.arm_row(CLAIM / key, "synthetic", model, label) for label, key, model in script.ARMS}
     text, data = script.claim(rows, None, n_boot=20)
-    assert data["seeds"] == [0, 1, 2] and list(data["groups"]) == list(script.GROUPS)
+    assert data["seeds"] == SEEDS and list(data["groups"]) == list(script.GROUPS)
     every = data["groups"]["all"]
     assert every["n"] == 600
     kd_values = [r["metrics"]["all"]["prauc"]["point"] for r in sorted(read_runs(CLAIM / "kd"), key=lambda r: r["seed"])]
     assert every["arms"]["KD"]["prauc"] == pytest.approx(kd_values)
-    mean_diff = sum(kd_values) / 3 - sum(every["arms"]["no-KD"]["prauc"]) / 3
+    mean_diff = (sum(kd_values) - sum(every["arms"]["no-KD"]["prauc"])) / len(SEEDS)
     assert every["paired"]["KD - no-KD"]["prauc"]["diff"] == pytest.approx(mean_diff, abs=1e-9)
     assert "### single_visit" in text and "KD - shuffled" in text
