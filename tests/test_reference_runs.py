@@ -16,7 +16,7 @@ REFERENCE = REPO_ROOT / "results" / "reference"
 WITHOUT_LLM = ("oracle", "popular", "logreg", "logreg-current", "gamenet", "safedrug", "molerec",
                "leader-student-nokd", "retain", "micron")
 # one seed so far: COGNet (about an hour of fitting per seed on 2 cores, beam-search validation every
-# epoch) and the LEADER teacher (a 60-minute budget; its students of three seeds share it: results/leader-claim/)
+# epoch) and the LEADER teacher (a 60-minute budget; its students of five seeds share it: results/leader-claim/)
 ONE_SEED = ("cognet", "leader-teacher")
 
 
