@@ -69,43 +69,57 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
-def diff_text(d: Difference | None) -> str:
+def diff_text(d: dict[str, float] | None) -> str:
     if d is None:
         return "n/a"
-    return f"{d.diff:+.4f} [{d.low:+.4f}, {d.high:+.4f}] p={d.p_value:.3f}"
+    return f"{d['diff']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}] p={d['p']:.3f}"
+
+
+def _difference(d: Difference | None) -> dict[str, float] | None:
+    return None if d is None else {"diff": d.diff, "low": d.low, "high": d.high, "p": d.p_value}
+
+
+def claim_data(rows: dict[str, dict[str, Any]], teacher: dict[str, Any] | None, n_boot: int) -> dict[str, Any]:
+    """Per group: n, each arm's per-seed values, the teacher's value and the paired differences."""
+    seeds = sorted({run["seed"] for row in rows.values() for run in members(row)})
+    data: dict[str, Any] = {"seeds": seeds, "bootstrap": n_boot, "groups": {}}
+    for group in GROUPS:
+        paired = {}
+        for a, b in PAIRS:
+            differences = paired_table([rows[a], rows[b]], b, n_boot=n_boot, group=group).rows[0].differences
+            paired[f"{a} - {b}"] = {m: _difference(differences.get(m)) for m, _ in METRICS}
+        data["groups"][group] = {
+            "n": rows["no-KD"]["metrics"][group]["n"],
+            "arms": {label: {m: seed_values(row, group, m) for m, _ in METRICS} for label, row in rows.items()},
+            "teacher": None if teacher is None else {m: teacher["metrics"][group][m]["point"] for m, _ in METRICS},
+            "paired": paired}
+    return data
+
+
+def render(data: dict[str, Any]) -> str:
+    """claim_data's figures as one Markdown table per group."""
+    lines = [f"Training seeds {','.join(map(str, data['seeds']))} (± = std over seeds of each seed's value on the "
+             f"group); differences: paired two-way bootstrap over seeds and test samples ({data['bootstrap']} "
+             "replicates), 95% interval, two-sided p.\n"]
+    for group, figures in data["groups"].items():
+        teacher = figures["teacher"]
+        lines += [f"### {group} (n = {figures['n']})", "",
+                  "| metric | " + (" teacher (1 seed) |" if teacher else "") + " no-KD | KD | shuffled | "
+                  + " | ".join(figures["paired"]) + " |",
+                  "|---|" + ("---:|" if teacher else "") + "---:|" * (3 + len(PAIRS))]
+        for metric, label in METRICS:
+            cells = [mean_std(figures["arms"][arm][metric]) for arm, _, _ in ARMS]
+            teacher_cell = [f"{teacher[metric]:.4f}"] if teacher else []
+            lines.append("| " + " | ".join([label, *teacher_cell, *cells,
+                                             *(diff_text(d[metric]) for d in figures["paired"].values())]) + " |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def claim(rows: dict[str, dict[str, Any]], teacher: dict[str, Any] | None, n_boot: int) -> tuple[str, dict]:
     """The Markdown tables and the same figures as a dict (for results/*.json)."""
-    seeds = sorted({run["seed"] for row in rows.values() for run in members(row)})
-    lines, data = [], {"seeds": seeds, "bootstrap": n_boot, "groups": {}}
-    for group in GROUPS:
-        n = rows["no-KD"]["metrics"][group]["n"]
-        diffs = {}
-        for a, b in PAIRS:
-            table = paired_table([rows[a], rows[b]], b, n_boot=n_boot, group=group)
-            diffs[(a, b)] = table.rows[0].differences
-        data["groups"][group] = {
-            "n": n,
-            "arms": {label: {m: seed_values(row, group, m) for m, _ in METRICS} for label, row in rows.items()},
-            "teacher": None if teacher is None else {m: teacher["metrics"][group][m]["point"] for m, _ in METRICS},
-            "paired": {f"{a} - {b}": {m: None if d.get(m) is None else
-                                      {"diff": d[m].diff, "low": d[m].low, "high": d[m].high, "p": d[m].p_value}
-                                      for m, _ in METRICS} for (a, b), d in diffs.items()}}
-        lines += [f"### {group} (n = {n})", "",
-                  "| metric | " + (" teacher (1 seed) |" if teacher else "") + " no-KD | KD | shuffled | "
-                  + " | ".join(f"{a} - {b}" for a, b in PAIRS) + " |",
-                  "|---|" + ("---:|" if teacher else "") + "---:|" * (3 + len(PAIRS))]
-        for metric, label in METRICS:
-            cells = [mean_std(seed_values(rows[arm], group, metric)) for arm, _, _ in ARMS]
-            teacher_cell = [f"{teacher['metrics'][group][metric]['point']:.4f}"] if teacher else []
-            lines.append("| " + " | ".join([label, *teacher_cell, *cells,
-                                             *(diff_text(diffs[pair].get(metric)) for pair in PAIRS)]) + " |")
-        lines.append("")
-    head = (f"Training seeds {','.join(map(str, seeds))} (± = std over seeds of each seed's value on the group); "
-            f"differences: paired two-way bootstrap over seeds and test samples ({n_boot} replicates), "
-            "95% interval, two-sided p.\n")
-    return head + "\n" + "\n".join(lines), data
+    data = claim_data(rows, teacher, n_boot)
+    return render(data), data
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ def _script():
     return module
 
 
-def test_each_arm_is_three_seeds_on_one_split_trained_on_last_visits():
+def test_each_arm_is_five_seeds_on_one_split_trained_on_last_visits():
     [teacher] = [json.loads(p.read_text()) for p in TEACHERS.glob("*/run.json")]
     for arm, model, control in (("nokd", "leader-student-nokd", None), ("kd", "leader-student", "none"),
                                 ("shuffled", "leader-student", "shuffled")):
